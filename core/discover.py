@@ -1,0 +1,102 @@
+"""Find the data a run needs: spot files, option series files, expiry dates (SPEC 1.1-1.3)."""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ConfigError
+
+_DATE_IN_PATH = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+_EXP_DIR = re.compile(r"^exp=(\d{4}-\d{2}-\d{2})$")
+_STRIKE_FILE = re.compile(r"^strike=(\d+)(?:\.0+)?\.parquet$")
+
+CALENDAR_COLUMNS = ("Instrument", "Final_Expiry", "Expiry_Type")
+
+
+def spot_files(spot_glob: str, start: dt.date, end: dt.date) -> list[str]:
+    """Spot files matched by ``spot_glob``, sorted; files whose path names a ``date=``
+    outside [start, end] are skipped without being opened."""
+    files = sorted(f for f in glob.glob(spot_glob, recursive=True) if os.path.isfile(f))
+    if not files:
+        raise ConfigError(f"data.spot_glob matched no files: {spot_glob} (check the path and the {{symbol}} placeholder)")
+    kept = []
+    for f in files:
+        m = _DATE_IN_PATH.search(f)
+        if m:
+            try:
+                d = dt.date.fromisoformat(m.group(1))
+            except ValueError:
+                d = None
+            if d is not None and not (start <= d <= end):
+                continue
+        kept.append(f)
+    return kept
+
+
+def series_path(options_dir: Path, symbol: str, expiry: dt.date, opt_type: str, strike: int) -> Path:
+    """Path of one option series in the packed layout."""
+    return (options_dir / symbol / f"{expiry:%Y%m}" / f"exp={expiry:%Y-%m-%d}"
+            / f"type={opt_type}" / f"strike={strike}.parquet")
+
+
+def expiry_series(options_dir: Path, symbol: str, expiry: dt.date) -> dict[tuple[str, int], str]:
+    """Every series file of one expiry: (opt_type, strike) -> path (one directory listing per type)."""
+    out: dict[tuple[str, int], str] = {}
+    base = options_dir / symbol / f"{expiry:%Y%m}" / f"exp={expiry:%Y-%m-%d}"
+    for opt_type in ("CE", "PE"):
+        folder = base / f"type={opt_type}"
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _STRIKE_FILE.match(entry.name)
+            if m:
+                out[(opt_type, int(m.group(1)))] = entry.path
+    return out
+
+
+def expiries_from_folders(options_dir: Path, symbol: str) -> np.ndarray:
+    """Expiry dates named by ``exp=`` folders (used when the calendar CSV is missing)."""
+    found = set()
+    root = options_dir / symbol
+    for month in sorted(os.scandir(root), key=lambda e: e.name) if root.is_dir() else []:
+        if not month.is_dir():
+            continue
+        for sub in os.scandir(month.path):
+            m = _EXP_DIR.match(sub.name)
+            if m and sub.is_dir():
+                found.add(dt.date.fromisoformat(m.group(1)))
+    return np.array(sorted(found), dtype="datetime64[D]")
+
+
+def load_calendar(csv_path: Path, symbol: str, expiry_kind: str) -> np.ndarray:
+    """Sorted unique ``Final_Expiry`` dates of ``symbol`` (of one ``Expiry_Type`` unless nearest)."""
+    try:
+        frame = pd.read_csv(csv_path, dtype=str)
+    except Exception as exc:
+        raise ConfigError(f"data.calendar_csv {csv_path}: cannot read it as CSV ({exc})") from None
+    missing = [c for c in CALENDAR_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"data.calendar_csv {csv_path}: missing column(s) {', '.join(missing)} "
+                          f"(needs {', '.join(CALENDAR_COLUMNS)})")
+    rows = frame[frame["Instrument"].str.strip().str.upper() == symbol]
+    if expiry_kind != "nearest":
+        rows = rows[rows["Expiry_Type"].str.strip().str.lower() == expiry_kind]
+    dates = pd.to_datetime(rows["Final_Expiry"].str.strip(), errors="coerce", format="%Y-%m-%d")
+    bad = rows["Final_Expiry"][dates.isna()]
+    if len(bad):
+        raise ConfigError(f"data.calendar_csv {csv_path}: Final_Expiry {bad.iloc[0]!r} is not a date YYYY-MM-DD")
+    return np.unique(dates.to_numpy().astype("datetime64[D]"))
+
+
+def nearest_expiry(expiries: np.ndarray, day: dt.date) -> dt.date | None:
+    """Smallest expiry on or after ``day`` (SPEC 3), or None."""
+    i = int(np.searchsorted(expiries, np.datetime64(day, "D"), "left"))
+    return expiries[i].astype(dt.date) if i < len(expiries) else None

@@ -1,0 +1,352 @@
+"""The backtest: build each day's per-second market, then evaluate a strategy on it.
+
+Data flows one way: discover files -> load + normalise ticks (cached per file) ->
+per-second day grids -> windows and candidates (the *market*, independent of the
+strategy) -> signal -> entry -> exit -> trade records. Days are processed in groups that
+share an expiry, so each tick file is read at most once per run and memory is bounded
+by one expiry's files, not by the date range.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import cache as cache_mod
+from .config import RunConfig, Strategy, clock_label, load_config
+from .discover import (expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
+                       series_path, spot_files)
+from .exits import simulate_exit
+from .grid import cumulative, day_grid, valid_price_days
+from .health import Health
+from .holidays import nse_trading_days
+from .outputs import output_paths, summary_table, trades_table, write_json, write_parquet
+from .signal import Candidate, find_signal
+from .ticks import Seconds, TickFileError, merge_seconds
+
+EPOCH = dt.date(1970, 1, 1)
+IST_OFFSET_S = 19_800
+
+
+def day_number(d: dt.date) -> int:
+    return (d - EPOCH).days
+
+
+def day_date(n: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=int(n))
+
+
+@dataclass(frozen=True)
+class Window:
+    """One hour window of a day: bars [start, end), its hour open, ATM and candidates."""
+
+    anchor_sec: int
+    start: int
+    end: int
+    hour_open: float
+    atm: int
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class DayMarket:
+    """Everything a strategy needs about one trading day."""
+
+    day: int  # IST days since 1970-01-01
+    expiry: dt.date
+    open_sec: int
+    spot: np.ndarray
+    windows: tuple[Window, ...]
+
+    @property
+    def trade_date(self) -> dt.date:
+        return day_date(self.day)
+
+    def utc_us(self, bar: int) -> int:
+        """The bar's second as UTC epoch microseconds."""
+        return (self.day * 86_400 + self.open_sec + bar - IST_OFFSET_S) * 1_000_000
+
+
+@dataclass
+class BacktestResult:
+    """Trades and daily summary (pandas and arrow), data-health report and wall time."""
+
+    trades: pd.DataFrame
+    summary: pd.DataFrame
+    health: dict
+    wall_seconds: float
+    config: RunConfig
+    trades_table: pa.Table = field(repr=False)
+    summary_table: pa.Table = field(repr=False)
+
+    def write(self, results_dir: str | Path | None = None) -> dict[str, Path]:
+        """Write trades, summary and health files (atomically) and return their paths."""
+        folder = Path(results_dir) if results_dir is not None else self.config.results_dir
+        paths = output_paths(folder, self.config.symbol, self.config.start, self.config.end)
+        write_parquet(self.trades_table, paths["trades"])
+        write_parquet(self.summary_table, paths["summary"])
+        write_json({**self.health, "wall_seconds": round(self.wall_seconds, 3)}, paths["health"])
+        return paths
+
+
+class _FileLoader:
+    """Loads tick files through the cache, once per run each, and tallies their health."""
+
+    def __init__(self, cfg: RunConfig, health: Health):
+        self.cfg, self.health = cfg, health
+        self.failed: set[str] = set()
+
+    def load(self, path: str, kind: str) -> Seconds | None:
+        if path in self.failed:
+            return None
+        try:
+            seconds, hit = cache_mod.cached_load(path, kind, self.cfg.naive_timezone, self.cfg.cache_dir,
+                                                 warn=self._rebuilt)
+        except TickFileError as exc:
+            self.failed.add(path)
+            self.health.add(exc.kind, 1, str(exc))
+            return None
+        self.health.add("cache_hits" if hit else "files_read", 1)
+        for kind_name, n in seconds.file_counts.items():
+            self.health.add(kind_name, n, f"{path}: {n} row(s)")
+        return seconds
+
+    def _rebuilt(self, message: str) -> None:
+        self.health.add("cache_rebuilt", 1, message)
+        self.health.warn(message)
+
+
+def _slice_days(seconds: Seconds, first_day: int, last_day: int) -> Seconds:
+    """The rows of ``seconds`` on IST days [first_day, last_day]."""
+    lo = int(np.searchsorted(seconds.second, first_day * 86_400, "left"))
+    hi = int(np.searchsorted(seconds.second, (last_day + 1) * 86_400, "left"))
+    return Seconds(seconds.second[lo:hi], seconds.volume[lo:hi], seconds.ticks[lo:hi],
+                   seconds.close[lo:hi], seconds.close_ns[lo:hi],
+                   seconds.day_counts_days, seconds.day_counts, seconds.file_counts)
+
+
+class _Spot:
+    """Spot per day: dated files (``date=`` in the path) load lazily, others once up front."""
+
+    def __init__(self, cfg: RunConfig, loader: _FileLoader):
+        self.cfg, self.loader = cfg, loader
+        first, last = day_number(cfg.start), day_number(cfg.end)
+        self.dated: dict[int, list[str]] = {}
+        self.undated: list[Seconds] = []
+        for path in spot_files(cfg.spot_glob, cfg.start, cfg.end):
+            m = re.search(r"date=(\d{4}-\d{2}-\d{2})", path)
+            if m:
+                self.dated.setdefault(day_number(dt.date.fromisoformat(m.group(1))), []).append(path)
+            else:
+                loaded = loader.load(path, "spot")
+                if loaded is not None:
+                    self.undated.append(_slice_days(loaded, first, last))
+
+    def days(self) -> list[int]:
+        found = set(self.dated)
+        for s in self.undated:
+            found.update(int(d) for d in s.days())
+        return sorted(found)
+
+    def day_seconds(self, day: int) -> tuple[Seconds, list[Seconds]]:
+        """Merged spot aggregates of ``day`` and the per-file parts (for health counts)."""
+        parts = [p for p in (self.loader.load(path, "spot") for path in self.dated.get(day, [])) if p is not None]
+        parts += [_slice_days(s, day, day) for s in self.undated]
+        return merge_seconds([_slice_days(p, day, day) for p in parts]), parts
+
+
+def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
+    if cfg.calendar_csv.is_file():
+        return load_calendar(cfg.calendar_csv, cfg.symbol, cfg.expiry_kind)
+    found = expiries_from_folders(cfg.options_dir, cfg.symbol)
+    health.add("calendar_from_folders", 1)
+    health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
+                f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")
+    return found
+
+
+def _add_day_counts(health: Health, parts: Iterable[Seconds], day: int, what: str) -> None:
+    for part in parts:
+        for kind, n in part.counts_for_day(day).items():
+            health.add(kind, n, f"{what} on {day_date(day)}: {n} row(s)")
+
+
+def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
+    """Each trading day's market in date order, loading one expiry's files at a time."""
+    loader = _FileLoader(cfg, health)
+    spot = _Spot(cfg, loader)
+    expiries = _expiry_dates(cfg, health)
+    session = cfg.session
+    first, last = day_number(cfg.start), day_number(cfg.end)
+    spot_days = [d for d in spot.days() if first <= d <= last]
+    _count_days_without_spot(cfg, health, set(spot_days))
+
+    groups: dict[dt.date | None, list[int]] = {}
+    for d in spot_days:
+        groups.setdefault(nearest_expiry(expiries, day_date(d)), []).append(d)
+
+    for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
+        plans = []
+        for d in groups[expiry]:
+            merged, parts = spot.day_seconds(d)
+            if not len(valid_price_days(merged, session)):
+                if day_date(d).weekday() < 5:
+                    health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
+                               f"valid price in the session (check the spot file for that day)")
+                continue
+            health.add("trading_days", 1)
+            grid = day_grid(merged, d, session)
+            _add_day_counts(health, parts, d, "spot")
+            health.add("pre_open", grid.pre_open, f"spot on {day_date(d)}: {grid.pre_open} tick(s) before the open")
+            health.add("post_close", grid.post_close, f"spot on {day_date(d)}: {grid.post_close} tick(s) after the close")
+            if expiry is None:
+                health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
+                           f"{cfg.calendar_csv} (extend the calendar)")
+                continue
+            plans.append((d, grid.close, _plan_windows(cfg, grid.close, health, d)))
+        if expiry is None or not plans:
+            continue
+        yield from _markets_for_expiry(cfg, health, loader, expiry, plans)
+
+
+def _plan_windows(cfg: RunConfig, spot: np.ndarray, health: Health, day: int) -> list[tuple]:
+    """(anchor_sec, start, end, hour_open, atm, keys) per window with a spot price at its anchor."""
+    session, step, n = cfg.session, cfg.strike_step, cfg.strikes_each_side
+    out = []
+    for anchor in session.anchors:
+        start = anchor - session.open_sec
+        end = min(anchor + session.window_secs, session.close_sec + 1) - session.open_sec
+        hour_open = float(spot[start])
+        if math.isnan(hour_open):
+            health.add("no_spot_at_anchor", 1, f"{day_date(day)} {clock_label(anchor)}: no spot price yet")
+            continue
+        atm = int(math.floor(hour_open / step + 0.5) * step)
+        keys = [(opt_type, atm + i * step) for i in range(-n, n + 1) for opt_type in ("CE", "PE")]
+        out.append((anchor, start, end, hour_open, atm, keys))
+    return out
+
+
+def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, expiry: dt.date,
+                        plans: list) -> Iterator[DayMarket]:
+    files = expiry_series(cfg.options_dir, cfg.symbol, expiry)
+    needed = sorted({key for _, _, windows in plans for w in windows for key in w[5]})
+    loaded: dict[tuple[str, int], Seconds | None] = {
+        key: loader.load(files[key], "option") if key in files else None for key in needed
+    }
+    for day, spot, windows in plans:
+        candidates: dict[tuple[str, int], Candidate | None] = {}
+        for key in sorted({k for w in windows for k in w[5]}):
+            seconds = loaded[key]
+            label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
+            if seconds is None:
+                if key not in files:
+                    health.add("missing_series", 1, f"{label}: no file "
+                               f"{series_path(cfg.options_dir, cfg.symbol, expiry, *key)} (needed on {day_date(day)})")
+                candidates[key] = None
+                continue
+            grid = day_grid(seconds, day, cfg.session)
+            if not grid.has_ticks:
+                health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
+                candidates[key] = None
+                continue
+            _add_day_counts(health, [seconds], day, label)
+            health.add("pre_open", grid.pre_open, f"{label} on {day_date(day)}: {grid.pre_open} tick(s) before the open")
+            health.add("post_close", grid.post_close, f"{label} on {day_date(day)}: {grid.post_close} tick(s) after the close")
+            candidates[key] = Candidate(key[0], key[1], cumulative(grid.volume), grid.close)
+        built = []
+        for anchor, start, end, hour_open, atm, keys in windows:
+            health.add("windows", 1)
+            cands = tuple(candidates[k] for k in keys if candidates[k] is not None)
+            if not cands:
+                health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
+                continue
+            built.append(Window(anchor, start, end, hour_open, atm, cands))
+        yield DayMarket(day, expiry, cfg.session.open_sec, spot, tuple(built))
+    loaded.clear()
+
+
+def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:
+    """Weekdays in range with no spot file: holidays are info, missing NSE sessions are problems."""
+    sessions = nse_trading_days(cfg.start, cfg.end)
+    d = cfg.start
+    while d <= cfg.end:
+        if d.weekday() < 5 and day_number(d) not in spot_days:
+            if sessions is not None and d not in sessions:
+                health.add("holidays_skipped", 1)
+            else:
+                health.add("missing_spot_day", 1, f"{d}: no spot ticks for {cfg.symbol} "
+                           f"(no file matched by the spot glob for this NSE trading day)")
+        d += dt.timedelta(days=1)
+
+
+def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> list[dict]:
+    """Trades of one day under ``strategy``: at most one per window (SPEC 4-7)."""
+    out = []
+    for w in market.windows:
+        signal = find_signal(market.spot, w.hour_open, w.atm, list(w.candidates), w.start, w.end, strategy)
+        if signal is None:
+            continue
+        entry = signal.bar + strategy.entry_delay_secs
+        if entry >= w.end:
+            continue
+        cand = w.candidates[signal.candidate]
+        entry_opt = float(cand.close[entry])
+        if math.isnan(entry_opt):
+            if health is not None:
+                health.add("no_option_price", 1, f"{market.trade_date} {clock_label(w.anchor_sec)} "
+                           f"{cand.opt_type} {cand.strike}: no price at entry")
+            continue
+        entry_spot = float(market.spot[entry])
+        delta_used = strategy.delta_atm if cand.strike == w.atm else strategy.delta_near
+        direction = 1 if cand.opt_type == "CE" else -1
+        last = min(entry + strategy.max_hold_secs, w.end - 1)
+        ex = simulate_exit(market.spot, cand.close, entry, last, entry_spot, entry_opt, delta_used,
+                           direction, strategy)
+        out.append({
+            "symbol": symbol,
+            "trade_date": market.trade_date,
+            "anchor": clock_label(w.anchor_sec),
+            "expiry": market.expiry,
+            "opt_type": cand.opt_type,
+            "strike": int(cand.strike),
+            "side": strategy.side,
+            "entry_ts": market.utc_us(entry),
+            "exit_ts": market.utc_us(ex.bar),
+            "entry_spot": entry_spot,
+            "exit_spot": float(market.spot[ex.bar]),
+            "delta_used": float(delta_used),
+            "entry_opt": entry_opt,
+            "exit_opt": ex.value,
+            "pnl_pts": ex.pnl,
+            "exit_reason": ex.reason,
+            "signal_ts": market.utc_us(signal.bar),
+            "burst_vol": signal.burst_volume,
+            "base_vol": signal.baseline(strategy),
+        })
+    return out
+
+
+def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float) -> BacktestResult:
+    trades = trades_table(records)
+    summary = summary_table(trades)
+    return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health.as_dict(),
+                          wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary)
+
+
+def run_backtest(config, base_dir: str | Path | None = None) -> BacktestResult:
+    """Run one backtest. ``config``: a dict or OmegaConf with the keys of SPEC 9 (or a RunConfig)."""
+    started = time.perf_counter()
+    cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)
+    health = Health()
+    records: list[dict] = []
+    for market in iter_day_markets(cfg, health):
+        records.extend(evaluate_day(market, cfg.strategy, cfg.symbol, health))
+    return results_from_records(records, health, cfg, time.perf_counter() - started)

@@ -1,0 +1,90 @@
+"""Data-health report: every dropped or repaired row, skipped file, window or day, by kind.
+
+Counts are plain integers keyed by a stable name; a few example messages per kind name
+the file or day and say what to do. Nothing here prints.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# name -> what it means, in words a trader reads in the report.
+PROBLEMS: dict[str, str] = {
+    "null_timestamp": "tick rows with an empty or unparseable timestamp (dropped)",
+    "epoch_zero_timestamp": "tick rows stamped 1970-01-01, a vendor placeholder (dropped)",
+    "duplicate_row": "exact duplicate tick rows (dropped)",
+    "pre_open": "ticks before the session open on a traded day (ignored)",
+    "post_close": "ticks after the session close on a traded day (ignored)",
+    "null_price": "ticks with an empty/NaN close (price not used, volume kept)",
+    "nonpositive_price": "ticks with close <= 0 (price not used, volume kept)",
+    "null_volume": "ticks with an empty vol_delta (counted as 0)",
+    "negative_volume": "ticks with a negative vol_delta (counted as 0)",
+    "bad_file": "tick files that could not be read (skipped)",
+    "missing_column": "tick files without a needed column (skipped)",
+    "missing_series": "candidate option series with no file or no ticks that day (dropped)",
+    "missing_spot_day": "NSE trading days in the range with no spot ticks (not traded)",
+    "no_expiry": "trading days with no expiry on or after them in the calendar (not traded)",
+    "no_spot_at_anchor": "hour windows with no spot price at the anchor (skipped)",
+    "no_candidates": "hour windows where no candidate series had data (skipped)",
+    "no_option_price": "signals whose option had no price at the entry bar (no trade)",
+    "cache_rebuilt": "per-second cache entries that were unreadable and rebuilt",
+}
+
+# Facts worth knowing that are not problems with the data.
+INFO: dict[str, str] = {
+    "trading_days": "days traded (at least one valid spot tick in the session)",
+    "windows": "hour windows evaluated",
+    "holidays_skipped": "weekdays in the range that are NSE holidays",
+    "files_read": "tick files read this run",
+    "cache_hits": "tick files served from the per-second cache",
+    "calendar_from_folders": "expiries taken from exp= folders because the calendar CSV is missing",
+}
+
+MAX_MESSAGES_PER_KIND = 5
+
+
+@dataclass
+class Health:
+    """Mutable tally for one run; merge the tallies of chunks with ``merge``."""
+
+    counts: Counter = field(default_factory=Counter)
+    messages: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, n: int = 1, message: str | None = None) -> None:
+        if n <= 0:
+            return
+        if kind not in PROBLEMS and kind not in INFO:
+            raise KeyError(f"unknown health kind {kind!r}")
+        self.counts[kind] += int(n)
+        if message:
+            bucket = self.messages.setdefault(kind, [])
+            if len(bucket) < MAX_MESSAGES_PER_KIND and message not in bucket:
+                bucket.append(message)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def merge(self, other: "Health") -> None:
+        self.counts.update(other.counts)
+        for kind, msgs in other.messages.items():
+            bucket = self.messages.setdefault(kind, [])
+            for m in msgs:
+                if len(bucket) < MAX_MESSAGES_PER_KIND and m not in bucket:
+                    bucket.append(m)
+        for w in other.warnings:
+            self.warn(w)
+
+    def problems(self) -> dict[str, int]:
+        return {k: int(self.counts[k]) for k in PROBLEMS if self.counts.get(k)}
+
+    def as_dict(self) -> dict:
+        """JSON-ready report: problem counts (all kinds, zeros included), info, messages."""
+        return {
+            "problems": {k: int(self.counts.get(k, 0)) for k in PROBLEMS},
+            "info": {k: int(self.counts.get(k, 0)) for k in INFO},
+            "messages": {k: list(v) for k, v in sorted(self.messages.items())},
+            "warnings": list(self.warnings),
+            "explain": {**PROBLEMS, **INFO},
+        }

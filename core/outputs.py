@@ -1,0 +1,102 @@
+"""Trades and daily summary tables with the exact schema of SPEC 8, and atomic writers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .cache import atomic_write_bytes
+
+IST = "Asia/Kolkata"
+TS = pa.timestamp("us", tz=IST)
+
+TRADE_SCHEMA = pa.schema([
+    ("symbol", pa.string()),
+    ("trade_date", pa.date32()),
+    ("anchor", pa.string()),
+    ("expiry", pa.date32()),
+    ("opt_type", pa.string()),
+    ("strike", pa.int64()),
+    ("side", pa.string()),
+    ("entry_ts", TS),
+    ("exit_ts", TS),
+    ("entry_spot", pa.float64()),
+    ("exit_spot", pa.float64()),
+    ("delta_used", pa.float64()),
+    ("entry_opt", pa.float64()),
+    ("exit_opt", pa.float64()),
+    ("pnl_pts", pa.float64()),
+    ("exit_reason", pa.string()),
+    # informative extras
+    ("signal_ts", TS),
+    ("burst_vol", pa.float64()),
+    ("base_vol", pa.float64()),
+])
+
+SUMMARY_SCHEMA = pa.schema([
+    ("trade_date", pa.date32()),
+    ("n_trades", pa.int64()),
+    ("pnl_pts", pa.float64()),
+    ("avg_pnl", pa.float64()),
+    ("std_pnl", pa.float64()),
+])
+
+
+def trades_table(records: list[dict]) -> pa.Table:
+    """Trade records as a table sorted by entry_ts (then anchor, symbol: deterministic)."""
+    columns = {f.name: [r[f.name] for r in records] for f in TRADE_SCHEMA}
+    table = pa.Table.from_pydict(columns, schema=TRADE_SCHEMA)
+    if table.num_rows:
+        table = table.sort_by([("entry_ts", "ascending"), ("anchor", "ascending"), ("symbol", "ascending")])
+    return table
+
+
+def summary_table(trades: pa.Table) -> pa.Table:
+    """One row per trade_date: count, sum, mean and sample std (ddof 1; null for one trade)."""
+    if trades.num_rows == 0:
+        return SUMMARY_SCHEMA.empty_table()
+    dates = trades.column("trade_date").cast(pa.int32()).to_numpy()
+    pnl = trades.column("pnl_pts").to_numpy()
+    order = np.argsort(dates, kind="stable")
+    dates, pnl = dates[order], pnl[order]
+    starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
+    ends = np.r_[starts[1:], len(dates)]
+    rows = {"trade_date": [], "n_trades": [], "pnl_pts": [], "avg_pnl": [], "std_pnl": []}
+    for a, b in zip(starts, ends):
+        chunk = pnl[a:b]
+        rows["trade_date"].append(int(dates[a]))
+        rows["n_trades"].append(int(b - a))
+        rows["pnl_pts"].append(float(chunk.sum()))
+        rows["avg_pnl"].append(float(chunk.mean()))
+        rows["std_pnl"].append(float(chunk.std(ddof=1)) if b - a > 1 else None)
+    arrays = [pa.array(rows["trade_date"], pa.int32()).cast(pa.date32())] + [
+        pa.array(rows[f.name], f.type) for f in list(SUMMARY_SCHEMA)[1:]
+    ]
+    return pa.Table.from_arrays(arrays, schema=SUMMARY_SCHEMA)
+
+
+def output_paths(results_dir: Path, symbol: str, start, end) -> dict[str, Path]:
+    stem = f"{symbol}_{start:%Y-%m-%d}_{end:%Y-%m-%d}"
+    return {
+        "trades": results_dir / f"trades_{stem}.parquet",
+        "summary": results_dir / f"summary_{stem}.parquet",
+        "health": results_dir / f"health_{stem}.json",
+    }
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` atomically (temp file + rename)."""
+    atomic_write_bytes(Path(path), lambda fh: pq.write_table(table, fh))
+
+
+def write_json(obj, path: Path) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str).encode()
+    atomic_write_bytes(Path(path), lambda fh: fh.write(text))
+
+
+__all__ = ["TRADE_SCHEMA", "SUMMARY_SCHEMA", "trades_table", "summary_table", "output_paths",
+           "write_parquet", "write_json"]

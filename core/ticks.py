@@ -1,0 +1,275 @@
+"""Load one tick file and normalise it (SPEC 1.4) into per-second aggregates.
+
+A tick file (an option series or a spot file) becomes :class:`Seconds`: one row per
+IST wall-clock second that holds at least one tick, with the summed repaired volume,
+the tick count, and the last valid price of that second. That table does not depend on
+the session or strategy, so it is what the cache stores; per-day grids are cut from it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+IST_OFFSET_NS = 19_800 * NS  # Asia/Kolkata is UTC+05:30, without DST since 1945
+FIXED_OFFSETS_NS = {"Asia/Kolkata": IST_OFFSET_NS, "Asia/Calcutta": IST_OFFSET_NS, "UTC": 0, "Etc/UTC": 0}
+UNIT_NS = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+OPTION_COLUMNS = ("timestamp", "close", "vol_delta")
+SPOT_COLUMNS = ("timestamp", "close")
+
+# Per-day counts kept with the aggregates (order is the cache layout).
+DAY_KINDS = ("duplicate_row", "null_price", "nonpositive_price", "null_volume", "negative_volume")
+# Per-file counts of rows that belong to no day.
+FILE_KINDS = ("null_timestamp", "epoch_zero_timestamp")
+
+
+class TickFileError(Exception):
+    """A tick file cannot be used; ``kind`` is the health kind (bad_file, missing_column)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Seconds:
+    """Per-second aggregates of one tick file, sorted by ``second`` (IST epoch seconds)."""
+
+    second: np.ndarray  # int64, IST wall-clock seconds since 1970-01-01 00:00 IST
+    volume: np.ndarray  # float64, sum of repaired vol_delta
+    ticks: np.ndarray  # int64, number of rows
+    close: np.ndarray  # float64, last valid price in the second, NaN if none
+    close_ns: np.ndarray  # int64, IST ns timestamp of the tick that set close (for merging files)
+    day_counts_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    day_counts: np.ndarray = field(default_factory=lambda: np.zeros((len(DAY_KINDS), 0), np.int64))
+    file_counts: dict = field(default_factory=dict)
+
+    def days(self) -> np.ndarray:
+        """IST dates (days since epoch) that have at least one tick."""
+        return np.unique(self.second // 86_400)
+
+    def counts_for_day(self, day: int) -> dict[str, int]:
+        idx = np.searchsorted(self.day_counts_days, day)
+        if idx < len(self.day_counts_days) and self.day_counts_days[idx] == day:
+            return {k: int(self.day_counts[i, idx]) for i, k in enumerate(DAY_KINDS) if self.day_counts[i, idx]}
+        return {}
+
+
+def read_tick_table(path: str, columns: tuple[str, ...]) -> pa.Table:
+    """Read just ``columns`` of a parquet file; errors become TickFileError."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # corrupt footer, not parquet, permission...
+        raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise TickFileError(
+            "missing_column",
+            f"{path}: no column {', '.join(repr(m) for m in missing)} (has: {', '.join(schema.names)}); "
+            "rename the column in the file or re-export it",
+        )
+    try:
+        return pq.read_table(path, columns=list(columns))
+    except Exception as exc:
+        raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+_TZ_SUFFIX = re.compile(r"(Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)
+
+
+def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """UTC epoch nanoseconds and a validity mask for a timestamp column of any supported type.
+
+    tz-aware timestamps keep their instant; naive ones are wall time in ``naive_timezone``;
+    strings are parsed (with or without an offset); integers are epoch values whose unit
+    (s/ms/us/ns) is told by their magnitude.
+    """
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    typ = arr.type
+    if pa.types.is_dictionary(typ):
+        arr = arr.dictionary_decode()
+        typ = arr.type
+    if pa.types.is_timestamp(typ):
+        raw = arr.cast(pa.int64())
+        valid = np.asarray(raw.is_valid())
+        values = np.asarray(raw.fill_null(0), dtype=np.int64) * UNIT_NS[typ.unit]
+        if typ.tz is None:
+            values = _localize_naive(values, valid, naive_timezone)
+        return values, valid
+    if pa.types.is_date(typ):
+        return timestamps_to_utc_ns(arr.cast(pa.timestamp("s")), naive_timezone)
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        raw = np.asarray(arr.cast(pa.float64()).fill_null(np.nan), dtype=np.float64)
+        valid = np.isfinite(raw)
+        mag = np.abs(np.where(valid, raw, 0.0))
+        # Epoch magnitudes for 1973..2286: s < 1e10 <= ms < 1e13 <= us < 1e16 <= ns.
+        scale = np.select([mag < 1e10, mag < 1e13, mag < 1e16], [1e9, 1e6, 1e3], 1.0)
+        return np.round(np.where(valid, raw, 0.0) * scale).astype(np.int64), valid
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        text = pd.Series(arr.to_pandas(), dtype=object)
+        stripped = text.str.strip()
+        aware = stripped.str.contains(_TZ_SUFFIX, na=False).to_numpy()
+        values = np.zeros(len(text), np.int64)
+        valid = np.zeros(len(text), bool)
+        if aware.any():
+            parsed = pd.to_datetime(stripped[aware], errors="coerce", utc=True, format="ISO8601")
+            ok = parsed.notna().to_numpy()
+            values[np.flatnonzero(aware)[ok]] = parsed[ok].array.as_unit("ns").asi8
+            valid[np.flatnonzero(aware)[ok]] = True
+        naive = ~aware & stripped.notna().to_numpy()
+        if naive.any():
+            parsed = pd.to_datetime(stripped[naive], errors="coerce", format="ISO8601")
+            ok = parsed.notna().to_numpy()
+            wall = parsed[ok].array.as_unit("ns").asi8
+            idx = np.flatnonzero(naive)[ok]
+            values[idx] = _localize_naive(wall, np.ones(len(wall), bool), naive_timezone)
+            valid[idx] = True
+        return values, valid
+    raise TickFileError("bad_file", f"timestamp column has unsupported type {typ}")
+
+
+def _localize_naive(wall_ns: np.ndarray, valid: np.ndarray, tz: str) -> np.ndarray:
+    """UTC ns for wall-clock ns in ``tz`` (nonexistent/ambiguous local times become invalid)."""
+    if tz in FIXED_OFFSETS_NS:
+        return wall_ns - FIXED_OFFSETS_NS[tz]
+    idx = pd.DatetimeIndex(wall_ns.view("datetime64[ns]")).tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    out = idx.asi8.copy()
+    valid &= ~np.asarray(idx.isna())
+    out[~valid] = 0
+    return out
+
+
+def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> Seconds:
+    """Per-second aggregates of one file's ticks, applying every rule of SPEC 1.4."""
+    utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
+    close = np.asarray(table.column("close").cast(pa.float64()).fill_null(np.nan), dtype=np.float64) \
+        if table.num_rows else np.zeros(0)
+    if has_volume:
+        vol_col = table.column("vol_delta").cast(pa.float64())
+        vol_null = np.asarray(vol_col.is_null(), dtype=bool) if table.num_rows else np.zeros(0, bool)
+        volume = np.asarray(vol_col.fill_null(0.0), dtype=np.float64) if table.num_rows else np.zeros(0)
+    else:
+        vol_null = np.zeros(table.num_rows, bool)
+        volume = np.zeros(table.num_rows)
+
+    file_counts = {"null_timestamp": int((~valid_ts).sum())}
+    keep = valid_ts
+    ist_ns = utc_ns + IST_OFFSET_NS
+    epoch_zero = keep & (np.abs(utc_ns) < DAY_NS)
+    file_counts["epoch_zero_timestamp"] = int(epoch_zero.sum())
+    keep = keep & ~epoch_zero
+
+    idx = np.flatnonzero(keep)
+    ist_ns, close, volume, vol_null = ist_ns[idx], close[idx], volume[idx], vol_null[idx]
+
+    # Exact duplicates of an earlier row: same instant, same close (NaN == NaN), same raw volume.
+    frame = pd.DataFrame({"t": ist_ns, "c": close, "v": np.where(vol_null, np.nan, volume)})
+    dup = frame.duplicated(keep="first").to_numpy()
+
+    day = ist_ns // DAY_NS
+    bad_null_price = ~np.isfinite(close)
+    bad_nonpos = np.isfinite(close) & (close <= 0)
+    neg_vol = volume < 0
+    flags = np.vstack([dup, bad_null_price & ~dup, bad_nonpos & ~dup, vol_null & ~dup, neg_vol & ~dup])
+    count_days, inverse = np.unique(day, return_inverse=True)
+    day_counts = np.zeros((len(DAY_KINDS), len(count_days)), np.int64)
+    for i in range(len(DAY_KINDS)):
+        day_counts[i] = np.bincount(inverse[flags[i]], minlength=len(count_days))
+
+    live = ~dup
+    ist_ns, close, volume = ist_ns[live], close[live], volume[live]
+    volume = np.where(volume > 0, volume, 0.0)
+    price_ok = np.isfinite(close) & (close > 0)
+
+    order = np.argsort(ist_ns, kind="stable")  # ties keep file order: the later row wins below
+    ist_ns, close, volume, price_ok = ist_ns[order], close[order], volume[order], price_ok[order]
+    second = ist_ns // NS
+    return _aggregate(second, ist_ns, volume, close, price_ok, count_days, day_counts, file_counts)
+
+
+def _empty_seconds() -> Seconds:
+    return Seconds(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
+
+
+def _aggregate(second, ist_ns, volume, close, price_ok, count_days, day_counts, file_counts) -> Seconds:
+    """Group time-sorted rows by second: summed volume, tick count, last valid price."""
+    n = len(second)
+    if n == 0:
+        out = _empty_seconds()
+        out.day_counts_days, out.day_counts, out.file_counts = count_days, day_counts, file_counts
+        return out
+    starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
+    uniq = second[starts]
+    vol = np.add.reduceat(volume, starts)
+    ticks = np.diff(np.r_[starts, n]).astype(np.int64)
+    out_close = np.full(len(uniq), np.nan)
+    out_ns = np.full(len(uniq), -1, np.int64)
+    vsec = second[price_ok]
+    if len(vsec):
+        last = np.r_[vsec[1:] != vsec[:-1], True]
+        pos = np.searchsorted(uniq, vsec[last])
+        out_close[pos] = close[price_ok][last]
+        out_ns[pos] = ist_ns[price_ok][last]
+    return Seconds(uniq, vol, ticks, out_close, out_ns, count_days, day_counts, file_counts)
+
+
+def merge_seconds(parts: list[Seconds]) -> Seconds:
+    """One table from several files' aggregates (e.g. overlapping spot files).
+
+    Volumes and counts add; the price of a second is the one set by the latest tick, and
+    for ticks at the same instant the later file in the list wins.
+    """
+    parts = [p for p in parts if len(p.second)]
+    if len(parts) <= 1:
+        return parts[0] if parts else _empty_seconds()
+    second = np.concatenate([p.second for p in parts])
+    volume = np.concatenate([p.volume for p in parts])
+    ticks = np.concatenate([p.ticks for p in parts])
+    close = np.concatenate([p.close for p in parts])
+    close_ns = np.concatenate([p.close_ns for p in parts])
+    order = np.lexsort((close_ns, second))  # stable: equal instants keep list order
+    second, volume, ticks, close, close_ns = (a[order] for a in (second, volume, ticks, close, close_ns))
+    starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
+    uniq = second[starts]
+    vol = np.add.reduceat(volume, starts)
+    tks = np.add.reduceat(ticks, starts)
+    ok = np.isfinite(close)
+    out_close = np.full(len(uniq), np.nan)
+    out_ns = np.full(len(uniq), -1, np.int64)
+    vsec = second[ok]
+    if len(vsec):
+        last = np.r_[vsec[1:] != vsec[:-1], True]
+        pos = np.searchsorted(uniq, vsec[last])
+        out_close[pos] = close[ok][last]
+        out_ns[pos] = close_ns[ok][last]
+    return Seconds(uniq, vol, tks, out_close, out_ns)
+
+
+def load_seconds(path: str, kind: str, naive_timezone: str) -> Seconds:
+    """Read and normalise one tick file (``kind`` 'option' or 'spot')."""
+    columns = OPTION_COLUMNS if kind == "option" else SPOT_COLUMNS
+    table = read_tick_table(path, columns)
+    try:
+        return normalise_ticks(table, naive_timezone, has_volume=(kind == "option"))
+    except TickFileError as exc:
+        raise TickFileError(exc.kind, f"{path}: {exc}; re-export the file with a timestamp column") from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        raise TickFileError("bad_file", f"{path}: column types not usable ({_short(exc)})") from None
+
+
+__all__ = [
+    "Seconds", "TickFileError", "load_seconds", "merge_seconds", "normalise_ticks",
+    "read_tick_table", "timestamps_to_utc_ns", "DAY_KINDS", "FILE_KINDS",
+]
