@@ -86,7 +86,7 @@ def _short(exc: Exception) -> str:
     return text[:160]
 
 
-_TZ_SUFFIX = re.compile(r"(Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)
 
 
 def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str) -> tuple[np.ndarray, np.ndarray]:

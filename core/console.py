@@ -1,0 +1,40 @@
+"""Short plain-text account of a run, for the command line (formatting only, no printing)."""
+from __future__ import annotations
+
+from .engine import BacktestResult
+
+
+def headline(result: BacktestResult) -> dict:
+    """Trades, total/mean pnl_pts, win rate, days traded, wall time."""
+    pnl = result.trades["pnl_pts"]
+    n = int(len(pnl))
+    return {
+        "trades": n,
+        "total_pnl_pts": float(pnl.sum()) if n else 0.0,
+        "mean_pnl_pts": float(pnl.mean()) if n else 0.0,
+        "win_rate": float((pnl > 0).mean()) if n else 0.0,
+        "days_traded": int(len(result.summary)),
+        "wall_seconds": float(result.wall_seconds),
+    }
+
+
+def format_result(result: BacktestResult, paths: dict | None = None, label: str = "") -> str:
+    """A few lines: the headline numbers, non-zero health problems, warnings, output paths."""
+    cfg, h = result.config, headline(result)
+    lines = [
+        f"atmburst {label}{cfg.symbol} {cfg.start}..{cfg.end}  side={cfg.strategy.side} "
+        f"pnl_mode={cfg.strategy.pnl_mode} multiplier={cfg.strategy.multiplier:g}",
+        f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
+        f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  wall {h['wall_seconds']:.2f} s",
+    ]
+    problems = {k: v for k, v in result.health["problems"].items() if v}
+    if problems:
+        lines.append("  data health: " + ", ".join(f"{k} {v}" for k, v in problems.items())
+                     + "  (details in the health json)")
+    else:
+        lines.append("  data health: no problems")
+    for w in result.health.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    if paths:
+        lines.append(f"  outputs: {paths['trades'].parent}/  ({', '.join(p.name for p in paths.values())})")
+    return "\n".join(lines)

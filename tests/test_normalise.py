@@ -1,0 +1,231 @@
+"""SPEC 1.4: every kind of bad tick is repaired or dropped, counted under its own name, and
+never stops the run. Each case corrupts the data of a clean one-trade day and asserts the
+same trade plus the exact health count."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core import run_backtest
+from core.discover import series_path
+from tests.builders import ts_array, volume_ticks, write_calendar
+from tests.test_rules import DAY, EXP, make_case, small_config, spot_path, volumes
+
+IST = "Asia/Kolkata"
+
+
+def clean_rows():
+    stamps, closes, vols = volume_ticks(DAY, "09:15:00", volumes({70: 3}), 100.0)
+    return list(stamps), list(closes), list(vols)
+
+
+def baseline(tmp_path):
+    make_case(tmp_path, spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
+    return run_backtest(small_config(tmp_path))
+
+
+def rewrite_ce(tmp_path, timestamps: pa.Array, closes, vols):
+    path = series_path(tmp_path / "options", "BANKNIFTY", pd.Timestamp(EXP).date(), "CE", 47000)
+    pq.write_table(pa.table({"timestamp": timestamps, "close": pa.array(closes, pa.float64()),
+                             "vol_delta": pa.array(vols, pa.int64())}), path)
+
+
+def check_same_trade(tmp_path, expected, **problems):
+    result = run_backtest(small_config(tmp_path))
+    cols = ["entry_ts", "exit_ts", "strike", "opt_type", "entry_opt", "exit_opt", "pnl_pts", "burst_vol", "base_vol"]
+    pd.testing.assert_frame_equal(result.trades[cols], expected.trades[cols])
+    got = {k: v for k, v in result.health["problems"].items() if v and k != "missing_series"}
+    assert got == problems
+    return result
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", [None, "UTC", IST, "America/New_York"])
+def test_timestamp_zones_and_units(tmp_path, unit, tz):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    arr = ts_array(stamps, unit, tz)
+    assert arr.type.unit == unit and arr.type.tz == tz
+    rewrite_ce(tmp_path, arr, closes, vols)
+    check_same_trade(tmp_path, expected)
+
+
+def test_naive_timezone_setting_is_used(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    utc_wall = pa.array(pd.DatetimeIndex(stamps).tz_convert("UTC").tz_localize(None).as_unit("us").asi8,
+                        pa.int64()).cast(pa.timestamp("us"))
+    rewrite_ce(tmp_path, utc_wall, closes, vols)
+    assert run_backtest(small_config(tmp_path)).trades.empty  # read as IST wall time: 5.5 h too early
+    result = run_backtest(small_config(tmp_path, data__naive_timezone="UTC"))
+    assert list(result.trades["entry_ts"]) == list(expected.trades["entry_ts"])
+
+
+@pytest.mark.parametrize("fmt", ["naive", "offset", "zulu"])
+def test_string_timestamps(tmp_path, fmt):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    idx = pd.DatetimeIndex(stamps)
+    if fmt == "naive":
+        text = idx.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    elif fmt == "offset":
+        text = idx.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace("+0530", "+05:30")
+    else:
+        text = idx.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    rewrite_ce(tmp_path, pa.array(list(text), pa.string()), closes, vols)
+    check_same_trade(tmp_path, expected)
+
+
+def test_unparseable_and_null_timestamps_are_dropped(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    text = list(pd.DatetimeIndex(stamps).strftime("%Y-%m-%dT%H:%M:%S+05:30"))
+    rewrite_ce(tmp_path, pa.array(text + ["not a time", None], pa.string()), closes + [100.0, 100.0], vols + [50, 50])
+    check_same_trade(tmp_path, expected, null_timestamp=2)
+
+
+def test_integer_epoch_milliseconds(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    ms = pd.DatetimeIndex(stamps).as_unit("ms").asi8
+    rewrite_ce(tmp_path, pa.array(ms, pa.int64()), closes, vols)
+    check_same_trade(tmp_path, expected)
+
+
+def test_exact_duplicate_rows_are_dropped(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    i = 70  # duplicate the burst tick: kept twice it would make B = 7
+    arr = ts_array(stamps + [stamps[i]])
+    rewrite_ce(tmp_path, arr, closes + [closes[i]], vols + [vols[i]])
+    result = check_same_trade(tmp_path, expected, duplicate_row=1)
+    assert result.trades.iloc[0]["burst_vol"] == 4.0
+
+
+def test_same_instant_different_volume_is_not_a_duplicate(tmp_path):
+    baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    arr = ts_array(stamps + [stamps[70]])
+    rewrite_ce(tmp_path, arr, closes + [closes[70]], vols + [5])
+    result = run_backtest(small_config(tmp_path))
+    assert result.trades.iloc[0]["burst_vol"] == 9.0 and result.health["problems"]["duplicate_row"] == 0
+
+
+def _with_extra_rows(stamps, closes, vols, extra):
+    """Append rows (stamp, close, vol) and return arrays (vol None -> null)."""
+    all_stamps = stamps + [s for s, _, _ in extra]
+    arr = ts_array(all_stamps)
+    return arr, closes + [c for _, c, _ in extra], vols + [v for _, _, v in extra]
+
+
+def test_negative_and_null_volume_count_as_zero(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    t69 = stamps[69] + pd.Timedelta(milliseconds=500)
+    arr, c, v = _with_extra_rows(stamps, closes, vols, [(t69, 100.0, -100), (t69 + pd.Timedelta(milliseconds=1), 100.0, None)])
+    rewrite_ce(tmp_path, arr, c, v)
+    check_same_trade(tmp_path, expected, negative_volume=1, null_volume=1)
+
+
+def test_bad_prices_do_not_set_the_price_but_keep_volume(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    t71 = stamps[71] + pd.Timedelta(milliseconds=500)  # after the entry bar's valid tick
+    extra = [(t71, None, 0), (t71, float("nan"), 0), (t71 + pd.Timedelta(milliseconds=1), 0.0, 0),
+             (t71 + pd.Timedelta(milliseconds=2), -5.0, 0)]
+    arr, c, v = _with_extra_rows(stamps, closes, vols, extra)
+    rewrite_ce(tmp_path, arr, c, v)
+    # The null and the NaN row are exact duplicates of each other (NaN == NaN): one is dropped.
+    check_same_trade(tmp_path, expected, null_price=1, duplicate_row=1, nonpositive_price=2)
+
+
+def test_bad_price_volume_still_counts(tmp_path):
+    baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    closes = list(closes)
+    closes[70] = 0.0  # the burst tick has a zero price: its volume still makes the burst
+    rewrite_ce(tmp_path, ts_array(stamps), closes, vols)
+    result = run_backtest(small_config(tmp_path))
+    assert result.trades.iloc[0]["burst_vol"] == 4.0
+    assert result.health["problems"]["nonpositive_price"] == 1
+
+
+def test_epoch_zero_pre_open_and_post_close_rows(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    extra = [(pd.Timestamp(0, tz="UTC"), 1.0, 999), (pd.Timestamp(f"{DAY} 09:10:00", tz=IST), 1.0, 999),
+             (pd.Timestamp(f"{DAY} 09:25:01", tz=IST), 1.0, 999)]
+    arr, c, v = _with_extra_rows(stamps, closes, vols, extra)
+    rewrite_ce(tmp_path, arr, c, v)
+    check_same_trade(tmp_path, expected, epoch_zero_timestamp=1, pre_open=1, post_close=1)
+
+
+def test_missing_corrupt_and_columnless_files(tmp_path):
+    expected = baseline(tmp_path)
+    exp = pd.Timestamp(EXP).date()
+    corrupt = series_path(tmp_path / "options", "BANKNIFTY", exp, "CE", 47100)
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    nocol = series_path(tmp_path / "options", "BANKNIFTY", exp, "PE", 47000)
+    nocol.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"timestamp": pa.array([0], pa.timestamp("us", tz="UTC")), "close": [1.0]}), nocol)
+    result = check_same_trade(tmp_path, expected, bad_file=1, missing_column=1)
+    assert result.health["problems"]["missing_series"] == 3  # CE 46900, PE 46900, PE 47100
+    assert any("vol_delta" in m for m in result.health["messages"]["missing_column"])
+    assert any(str(corrupt) in m for m in result.health["messages"]["bad_file"])
+
+
+def test_weekday_without_spot_and_day_without_expiry(tmp_path):
+    baseline(tmp_path)
+    result = run_backtest(small_config(tmp_path, end="2024-07-02"))
+    assert result.health["problems"]["missing_spot_day"] == 1  # Tuesday 2024-07-02 is an NSE session
+    assert len(result.trades) == 1
+    write_calendar(tmp_path, "BANKNIFTY", ["2024-06-27"])
+    result = run_backtest(small_config(tmp_path))
+    assert result.trades.empty and result.health["problems"]["no_expiry"] == 1
+
+
+def test_missing_calendar_uses_expiry_folders_with_one_warning(tmp_path):
+    expected = baseline(tmp_path)
+    (tmp_path / "meta" / "expiry_calendar.csv").unlink()
+    result = run_backtest(small_config(tmp_path))
+    pd.testing.assert_frame_equal(result.trades, expected.trades)
+    assert len(result.health["warnings"]) == 1 and "exp= folders" in result.health["warnings"][0]
+
+
+def test_spot_problems_are_counted_too(tmp_path):
+    expected = baseline(tmp_path)
+    spot_file = next((tmp_path / "spot").rglob("*.parquet"))
+    table = pq.read_table(spot_file)
+    ts = table.column("timestamp").to_pylist()
+    close = table.column("close").to_pylist()
+    ts += [ts[10], None, pd.Timestamp(f"{DAY} 09:00:00", tz=IST)]
+    close += [close[10], 47000.0, 47000.0]
+    pq.write_table(pa.table({"timestamp": pa.array(ts, table.schema.field("timestamp").type),
+                             "close": pa.array(close, pa.float64())}), spot_file)
+    check_same_trade(tmp_path, expected, duplicate_row=1, null_timestamp=1, pre_open=1)
+
+
+def test_grid_last_valid_price_ties_and_forward_fill():
+    from core.config import Session
+    from core.grid import day_grid
+    from core.ticks import normalise_ticks
+
+    t = [pd.Timestamp(f"{DAY} 09:15:03.000", tz=IST), pd.Timestamp(f"{DAY} 09:15:03.900", tz=IST),
+         pd.Timestamp(f"{DAY} 09:15:03.500", tz=IST), pd.Timestamp(f"{DAY} 09:15:04.000", tz=IST),
+         pd.Timestamp(f"{DAY} 09:15:04.000", tz=IST), pd.Timestamp(f"{DAY} 09:15:04.999", tz=IST),
+         pd.Timestamp(f"{DAY} 09:15:07.000", tz=IST)]
+    closes = [10.0, 12.0, 11.0, 20.0, 21.0, None, 30.0]
+    vols = [1, 2, 3, 4, 5, 6, 7]
+    table = pa.table({"timestamp": ts_array(t, "ns"),
+                      "close": pa.array(closes, pa.float64()), "vol_delta": pa.array(vols, pa.int64())})
+    seconds = normalise_ticks(table, IST, has_volume=True)
+    day = int(pd.Timestamp(DAY).value // 86_400_000_000_000)
+    grid = day_grid(seconds, day, Session(9 * 3600 + 15 * 60, 9 * 3600 + 15 * 60 + 10, (33300,), 3600))
+    assert list(grid.volume) == [0, 0, 0, 6, 15, 0, 0, 7, 0, 0, 0]
+    # bar 3: last in time order is 12.0 (03.900); bar 4: equal instants -> later row (21.0); the
+    # null at 04.999 sets nothing; bars 5-6 carry 21.0 forward; nothing before bar 3.
+    assert np.isnan(grid.close[:3]).all()
+    assert list(grid.close[3:]) == [12.0, 21.0, 21.0, 21.0, 30.0, 30.0, 30.0, 30.0]
