@@ -1,0 +1,94 @@
+"""End to end: the Hydra command and the seed command, on the golden data and on bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.config import DEFAULTS
+from tests.conftest import ROOT
+from tests.test_golden import assert_trades_match
+
+STEM = "BANKNIFTY_2024-07-01_2024-07-04"
+
+
+def run_cmd(args, cwd, check=True):
+    env = {**os.environ, "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def hydra_args(golden: Path, out: Path, *extra):
+    return [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-04",
+            f"data.options_dir={golden}/data/packed/options",
+            f"data.spot_glob='{golden}/data/packed/spot/{{symbol}}/**/*.parquet'",
+            f"data.calendar_csv={golden}/meta/expiry_calendar.csv",
+            f"results_dir={out}", f"cache_dir={out}/cache", *extra]
+
+
+def test_hydra_and_seed_commands_give_identical_trades(golden_dir, tmp_path):
+    proc = run_cmd(hydra_args(golden_dir, tmp_path / "hydra"), cwd=tmp_path)
+    assert "trades 24" in proc.stdout and "win rate" in proc.stdout
+    seed_out = tmp_path / "seed"
+    run_cmd([str(ROOT / "backtests/atm_volume.py"), "--symbol", "BANKNIFTY", "--start", "2024-07-01",
+             "--end", "2024-07-04", "--options-dir", f"{golden_dir}/data/packed/options",
+             "--spot-glob", f"{golden_dir}/data/packed/spot/{{symbol}}/**/*.parquet",
+             "--calendar-csv", f"{golden_dir}/meta/expiry_calendar.csv", "--results-dir", str(seed_out)], cwd=tmp_path)
+    hydra_trades = (tmp_path / "hydra" / f"trades_{STEM}.parquet").read_bytes()
+    assert hydra_trades == (seed_out / f"trades_{STEM}.parquet").read_bytes()
+    expected = pd.read_parquet(golden_dir / "expected/trades_default.parquet")
+    assert_trades_match(pd.read_parquet(tmp_path / "hydra" / f"trades_{STEM}.parquet"), expected)
+    for name in ("summary", "health"):
+        assert (tmp_path / "hydra" / f"{name}_{STEM}.{'json' if name == 'health' else 'parquet'}").exists()
+
+
+def test_hydra_groups_compose_on_golden(golden_dir, tmp_path):
+    run_cmd(hydra_args(golden_dir, tmp_path, "risk=long", "pnl_mode=option_close", "signal.multiplier=2.5"),
+            cwd=tmp_path)
+    expected = pd.read_parquet(golden_dir / "expected/trades_long_option_close_m2.5.parquet")
+    assert_trades_match(pd.read_parquet(tmp_path / f"trades_{STEM}.parquet"), expected)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("signal.multiplier=0", "signal.multiplier"),
+    ("signal.multiplier=abc", "signal.multiplier"),
+    ("signal.nosuch=1", "signal.nosuch"),
+    ("risk=short", "risk"),
+    ("end=2024-06-01", "end"),
+    ("symbol=ABC", "routing.strike_step"),
+    ("session.anchors=[09:00]", "session.anchors"),
+    ("data.options_dir=/nonexistent/x", "/nonexistent/x"),
+    ("routing.expiry_kind=quarterly", "routing.expiry_kind"),
+    ("session.window_secs=1.5", "session.window_secs"),
+])
+def test_bad_config_is_one_line_exit_2(golden_dir, tmp_path, override, needle):
+    proc = run_cmd(hydra_args(golden_dir, tmp_path, override), cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("trades_*.parquet"))
+
+
+def test_missing_start_is_named(tmp_path):
+    proc = run_cmd([str(ROOT / "sweep/main.py")], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "'start' is required" in proc.stderr
+
+
+def test_conf_defaults_equal_core_defaults():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config")
+    from omegaconf import OmegaConf
+
+    composed = OmegaConf.to_container(cfg, resolve=False)
+    composed.pop("quiet")
+    composed.pop("results_dir")
+    expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
+    assert composed == expected
