@@ -4,18 +4,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+REGULAR_OPEN_UTC = dt.time(3, 45)  # 09:15 IST
+
 
 @functools.lru_cache(maxsize=64)
 def nse_trading_days(start: dt.date, end: dt.date) -> frozenset[dt.date] | None:
     """Regular NSE sessions in [start, end]; None if the calendar cannot answer for that range.
 
-    Special sessions on holidays (Diwali Muhurat trading) are not counted as sessions.
+    A special session on a holiday (Diwali Muhurat trading, an evening hour) is not a
+    regular session: such a day counts as a holiday, for trading and for expiries.
     """
     try:
         import pandas_market_calendars as mcal
 
-        cal = mcal.get_calendar("XNSE")
-        days = cal.valid_days(start_date=start.isoformat(), end_date=end.isoformat())
+        schedule = mcal.get_calendar("XNSE").schedule(start_date=start.isoformat(), end_date=end.isoformat())
     except Exception:
         return None
-    return frozenset(d.date() for d in days)
+    opens = schedule["market_open"].dt.tz_convert("UTC")
+    regular = opens.dt.time == REGULAR_OPEN_UTC
+    return frozenset(d.date() for d in schedule.index[regular.to_numpy()])
