@@ -1,10 +1,11 @@
-"""On-disk cache of per-second aggregates, one entry per tick file.
+"""On-disk cache of per-second aggregates, one entry per (tick file, IST day), plus a file index.
 
-An entry is keyed by the file's absolute path, size and modification time, the naive
-timezone used to read it, and GRID_VERSION; any change makes a new key. Entries are
-written to a temporary file and renamed into place, so readers see a whole entry or
-none, and two processes building the same entry both leave a valid file. Files that
-failed to load are cached as failures too, so a warm run opens no tick file at all.
+Entries are keyed by the file's absolute path, size and modification time, the naive
+timezone used to read it, and GRID_VERSION: any change makes a new key. Each file version
+has an index (the days it holds ticks on and its file-level counts, or the reason it cannot
+be used) and one entry per day that some run needed. Everything is written to a temporary
+file and renamed into place, so a reader sees a whole entry or none, and two processes
+building the same entry both leave a valid file. A warm run opens no tick file at all.
 """
 from __future__ import annotations
 
@@ -12,14 +13,26 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .grid import GRID_VERSION
-from .ticks import DAY_KINDS, Seconds, TickFileError, load_seconds
+from .ticks import Seconds, TickFileError, day_seconds, load_rows
 
-_ARRAYS = ("second", "volume", "ticks", "close", "close_ns", "day_counts_days", "day_counts")
+# Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
+# rows as float64 volume, float64 close, int32 second of day, int32 ticks, int32 ns into the second.
+MAGIC = b"ATMBSEC1"
+
+
+@dataclass(frozen=True)
+class FileIndex:
+    """What one tick file holds: the IST days with ticks, and rows that belong to no day."""
+
+    days: frozenset[int]
+    file_counts: dict
 
 
 def cache_key(path: str, kind: str, naive_timezone: str) -> str | None:
@@ -32,19 +45,14 @@ def cache_key(path: str, kind: str, naive_timezone: str) -> str | None:
     return hashlib.sha256(ident.encode()).hexdigest()[:40]
 
 
-def entry_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / key[:2] / f"{key}.npz"
-
-
-def atomic_write_bytes(target: Path, write) -> None:
+def atomic_write_bytes(target: Path, write: Callable) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``target``, then rename it into place."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -54,54 +62,124 @@ def atomic_write_bytes(target: Path, write) -> None:
         raise
 
 
-def _save(target: Path, seconds: Seconds | None, error: TickFileError | None) -> None:
-    meta = {"grid_version": GRID_VERSION, "day_kinds": list(DAY_KINDS)}
-    arrays = {}
-    if error is not None:
-        meta["error"] = {"kind": error.kind, "message": str(error)}
-    else:
-        meta["file_counts"] = seconds.file_counts
-        arrays = {name: getattr(seconds, name) for name in _ARRAYS}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    atomic_write_bytes(target, lambda fh: np.savez(fh, **arrays))
+def encode_entry(seconds: Seconds, day: int) -> bytes:
+    """One day's aggregates as bytes (see MAGIC for the layout)."""
+    header = json.dumps({"n": len(seconds.second), "counts": seconds.counts}).encode()
+    header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
+    base = np.int64(day) * 86_400
+    sub_ns = seconds.close_ns - seconds.second * 1_000_000_000
+    sub_ns = np.where(seconds.close_ns < 0, -1, sub_ns)
+    parts = [MAGIC, np.uint32(len(header)).tobytes(), header,
+             seconds.volume.astype(np.float64).tobytes(), seconds.close.astype(np.float64).tobytes(),
+             (seconds.second - base).astype(np.int32).tobytes(), seconds.ticks.astype(np.int32).tobytes(),
+             sub_ns.astype(np.int32).tobytes()]
+    return b"".join(parts)
 
 
-def _load(target: Path) -> Seconds | TickFileError:
-    with np.load(target, allow_pickle=False) as z:
-        meta = json.loads(bytes(z["meta"]).decode())
-        if meta.get("grid_version") != GRID_VERSION or meta.get("day_kinds") != list(DAY_KINDS):
-            raise ValueError("cache entry from another engine version")
-        if "error" in meta:
-            return TickFileError(meta["error"]["kind"], meta["error"]["message"])
-        arrays = {name: z[name] for name in _ARRAYS}
-    return Seconds(file_counts=meta["file_counts"], **arrays)
+def decode_entry(data: bytes, day: int) -> Seconds:
+    """Inverse of encode_entry; raises ValueError on a truncated or foreign entry."""
+    if data[:len(MAGIC)] != MAGIC:
+        raise ValueError("not a seconds cache entry")
+    start = len(MAGIC) + 4
+    hlen = int(np.frombuffer(data, np.uint32, 1, len(MAGIC))[0])
+    header = json.loads(data[start:start + hlen])
+    n, off = int(header["n"]), start + hlen
+    if len(data) != off + n * 28:
+        raise ValueError("truncated seconds cache entry")
+    volume = np.frombuffer(data, np.float64, n, off)
+    close = np.frombuffer(data, np.float64, n, off + 8 * n)
+    second = np.frombuffer(data, np.int32, n, off + 16 * n).astype(np.int64) + np.int64(day) * 86_400
+    ticks = np.frombuffer(data, np.int32, n, off + 20 * n).astype(np.int64)
+    sub_ns = np.frombuffer(data, np.int32, n, off + 24 * n).astype(np.int64)
+    close_ns = np.where(sub_ns < 0, -1, second * 1_000_000_000 + sub_ns)
+    return Seconds(second, volume, ticks, close, close_ns, dict(header["counts"]))
 
 
-def cached_load(path: str, kind: str, naive_timezone: str, cache_dir: Path | None,
-                warn=None) -> tuple[Seconds, bool]:
-    """Per-second aggregates of ``path`` and whether they came from the cache.
+class TickCache:
+    """Loads tick files as per-day per-second aggregates, through the cache when it has one."""
 
-    Raises TickFileError for a file that cannot be used (also when that failure is cached).
-    ``warn(message)`` is told when an unreadable entry is rebuilt.
-    """
-    key = cache_key(path, kind, naive_timezone) if cache_dir is not None else None
-    if key is None:
-        return load_seconds(path, kind, naive_timezone), False
-    target = entry_path(cache_dir, key)
-    if target.exists():
+    def __init__(self, cache_dir: Path | None, naive_timezone: str, warn: Callable[[str], None] | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.naive_timezone = naive_timezone
+        self.warn = warn or (lambda message: None)
+
+    def _folder(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / key
+
+    def load(self, path: str, kind: str, days: Iterable[int] | None = None
+             ) -> tuple[FileIndex, dict[int, Seconds], bool]:
+        """(index, {day: aggregates} for the wanted days that have ticks, served wholly from cache?).
+
+        ``days`` None means every day of the file. Raises TickFileError for a file that cannot
+        be used (also when that failure is cached).
+        """
+        key = cache_key(path, kind, self.naive_timezone) if self.cache_dir is not None else None
+        index, got, missing = None, {}, None
+        if key is not None:
+            index = self._read_index(key, path)
+            if index is not None:
+                wanted = sorted(index.days if days is None else set(days) & index.days)
+                missing = []
+                for day in wanted:
+                    entry = self._read_entry(key, day, path)
+                    if entry is None:
+                        missing.append(day)
+                    else:
+                        got[day] = entry
+                if not missing:
+                    return index, got, True
         try:
-            got = _load(target)
-        except Exception as exc:  # truncated, foreign or corrupt entry: rebuild it
-            if warn:
-                warn(f"cache entry {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
-        else:
-            if isinstance(got, TickFileError):
-                raise got
-            return got, True
-    try:
-        seconds = load_seconds(path, kind, naive_timezone)
-    except TickFileError as exc:
-        _save(target, None, exc)
-        raise
-    _save(target, seconds, None)
-    return seconds, False
+            rows = load_rows(path, kind, self.naive_timezone)
+        except TickFileError as exc:
+            if key is not None:
+                self._write_json(self._folder(key) / "index.json", {"error": {"kind": exc.kind, "message": str(exc)}})
+            raise
+        all_days = frozenset(int(d) for d in rows.days())
+        index = FileIndex(all_days, rows.file_counts)
+        build = missing if missing is not None else sorted(all_days if days is None else set(days) & all_days)
+        for day in build:
+            got[day] = day_seconds(rows, day)
+            if key is not None:
+                self._write_entry(key, day, got[day])
+        if key is not None:
+            self._write_json(self._folder(key) / "index.json",
+                             {"grid_version": GRID_VERSION, "days": sorted(all_days), "file_counts": rows.file_counts})
+        return index, got, False
+
+    # -- entries -------------------------------------------------------------------------
+    def _read_index(self, key: str, path: str) -> FileIndex | None:
+        target = self._folder(key) / "index.json"
+        if not target.exists():
+            return None
+        try:
+            meta = json.loads(target.read_text())
+            if "error" in meta:
+                raise TickFileError(meta["error"]["kind"], meta["error"]["message"])
+            if meta.get("grid_version") != GRID_VERSION:
+                raise ValueError("index from another engine version")
+            return FileIndex(frozenset(int(d) for d in meta["days"]), dict(meta["file_counts"]))
+        except TickFileError:
+            raise
+        except Exception as exc:
+            self.warn(f"cache index {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
+            return None
+
+    def _read_entry(self, key: str, day: int, path: str) -> Seconds | None:
+        target = self._folder(key) / f"{day}.sec"
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return decode_entry(data, day)
+        except Exception as exc:
+            self.warn(f"cache entry {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
+            return None
+
+    def _write_entry(self, key: str, day: int, seconds: Seconds) -> None:
+        data = encode_entry(seconds, day)
+        atomic_write_bytes(self._folder(key) / f"{day}.sec", lambda fh: fh.write(data))
+
+    def _write_json(self, target: Path, obj: dict) -> None:
+        text = json.dumps(obj).encode()
+        atomic_write_bytes(target, lambda fh: fh.write(text))

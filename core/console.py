@@ -21,6 +21,8 @@ def headline(result: BacktestResult) -> dict:
 def format_result(result: BacktestResult, paths: dict | None = None, label: str = "") -> str:
     """A few lines: the headline numbers, non-zero health problems, warnings, output paths."""
     cfg, h = result.config, headline(result)
+    if result.synthetic:
+        label = "[SYNTHETIC DATA] " + label
     lines = [
         f"atmburst {label}{cfg.symbol} {cfg.start}..{cfg.end}  side={cfg.strategy.side} "
         f"pnl_mode={cfg.strategy.pnl_mode} multiplier={cfg.strategy.multiplier:g}",

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import cache as cache_mod
+from .cache import TickCache
 from .config import RunConfig, Strategy, clock_label, load_config
 from .discover import (expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        series_path, spot_files)
 from .exits import simulate_exit
-from .grid import cumulative, day_grid, valid_price_days
+from .grid import sparse_series, spot_grid, valid_price_days
 from .health import Health
 from .holidays import nse_trading_days
 from .outputs import output_paths, summary_table, trades_table, write_json, write_parquet
@@ -86,14 +86,17 @@ class BacktestResult:
     config: RunConfig
     trades_table: pa.Table = field(repr=False)
     summary_table: pa.Table = field(repr=False)
+    synthetic: bool = False  # the data carries the SYNTHETIC.json marker of core.synth
 
     def write(self, results_dir: str | Path | None = None) -> dict[str, Path]:
         """Write trades, summary and health files (atomically) and return their paths."""
         folder = Path(results_dir) if results_dir is not None else self.config.results_dir
         paths = output_paths(folder, self.config.symbol, self.config.start, self.config.end)
-        write_parquet(self.trades_table, paths["trades"])
-        write_parquet(self.summary_table, paths["summary"])
-        write_json({**self.health, "wall_seconds": round(self.wall_seconds, 3)}, paths["health"])
+        label = {b"atmburst.data": b"SYNTHETIC" if self.synthetic else b"user"}
+        write_parquet(self.trades_table.replace_schema_metadata(label), paths["trades"])
+        write_parquet(self.summary_table.replace_schema_metadata(label), paths["summary"])
+        write_json({"synthetic_data": self.synthetic, **self.health,
+                    "wall_seconds": round(self.wall_seconds, 3)}, paths["health"])
         return paths
 
 
@@ -101,66 +104,59 @@ class _FileLoader:
     """Loads tick files through the cache, once per run each, and tallies their health."""
 
     def __init__(self, cfg: RunConfig, health: Health):
-        self.cfg, self.health = cfg, health
+        self.health = health
+        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._rebuilt)
         self.failed: set[str] = set()
 
-    def load(self, path: str, kind: str) -> Seconds | None:
+    def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
+        """{day: per-second aggregates} of the wanted days with ticks; None if the file is unusable."""
         if path in self.failed:
             return None
         try:
-            seconds, hit = cache_mod.cached_load(path, kind, self.cfg.naive_timezone, self.cfg.cache_dir,
-                                                 warn=self._rebuilt)
+            index, got, hit = self.cache.load(path, kind, days)
         except TickFileError as exc:
             self.failed.add(path)
             self.health.add(exc.kind, 1, str(exc))
             return None
         self.health.add("cache_hits" if hit else "files_read", 1)
-        for kind_name, n in seconds.file_counts.items():
+        for kind_name, n in index.file_counts.items():
             self.health.add(kind_name, n, f"{path}: {n} row(s)")
-        return seconds
+        return got
 
     def _rebuilt(self, message: str) -> None:
         self.health.add("cache_rebuilt", 1, message)
         self.health.warn(message)
 
 
-def _slice_days(seconds: Seconds, first_day: int, last_day: int) -> Seconds:
-    """The rows of ``seconds`` on IST days [first_day, last_day]."""
-    lo = int(np.searchsorted(seconds.second, first_day * 86_400, "left"))
-    hi = int(np.searchsorted(seconds.second, (last_day + 1) * 86_400, "left"))
-    return Seconds(seconds.second[lo:hi], seconds.volume[lo:hi], seconds.ticks[lo:hi],
-                   seconds.close[lo:hi], seconds.close_ns[lo:hi],
-                   seconds.day_counts_days, seconds.day_counts, seconds.file_counts)
-
-
 class _Spot:
     """Spot per day: dated files (``date=`` in the path) load lazily, others once up front."""
 
     def __init__(self, cfg: RunConfig, loader: _FileLoader):
-        self.cfg, self.loader = cfg, loader
+        self.loader = loader
         first, last = day_number(cfg.start), day_number(cfg.end)
         self.dated: dict[int, list[str]] = {}
-        self.undated: list[Seconds] = []
+        self.undated: dict[int, list[Seconds]] = {}
         for path in spot_files(cfg.spot_glob, cfg.start, cfg.end):
             m = re.search(r"date=(\d{4}-\d{2}-\d{2})", path)
             if m:
                 self.dated.setdefault(day_number(dt.date.fromisoformat(m.group(1))), []).append(path)
             else:
-                loaded = loader.load(path, "spot")
-                if loaded is not None:
-                    self.undated.append(_slice_days(loaded, first, last))
+                for day, part in (loader.load(path, "spot") or {}).items():
+                    if first <= day <= last:
+                        self.undated.setdefault(day, []).append(part)
 
     def days(self) -> list[int]:
-        found = set(self.dated)
-        for s in self.undated:
-            found.update(int(d) for d in s.days())
-        return sorted(found)
+        return sorted(set(self.dated) | set(self.undated))
 
     def day_seconds(self, day: int) -> tuple[Seconds, list[Seconds]]:
         """Merged spot aggregates of ``day`` and the per-file parts (for health counts)."""
-        parts = [p for p in (self.loader.load(path, "spot") for path in self.dated.get(day, [])) if p is not None]
-        parts += [_slice_days(s, day, day) for s in self.undated]
-        return merge_seconds([_slice_days(p, day, day) for p in parts]), parts
+        parts = []
+        for path in self.dated.get(day, []):
+            got = self.loader.load(path, "spot", [day])
+            if got and day in got:
+                parts.append(got[day])
+        parts += self.undated.get(day, [])
+        return merge_seconds(parts), parts
 
 
 def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
@@ -175,8 +171,13 @@ def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
 
 def _add_day_counts(health: Health, parts: Iterable[Seconds], day: int, what: str) -> None:
     for part in parts:
-        for kind, n in part.counts_for_day(day).items():
+        for kind, n in part.counts.items():
             health.add(kind, n, f"{what} on {day_date(day)}: {n} row(s)")
+
+
+def _add_outside_session(health: Health, part, what: str) -> None:
+    health.add("pre_open", part.pre_open, f"{what}: {part.pre_open} tick(s) before the open")
+    health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
 
 
 def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
@@ -203,15 +204,14 @@ def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
                                f"valid price in the session (check the spot file for that day)")
                 continue
             health.add("trading_days", 1)
-            grid = day_grid(merged, d, session)
+            spot_close, part = spot_grid(merged, d, session)
             _add_day_counts(health, parts, d, "spot")
-            health.add("pre_open", grid.pre_open, f"spot on {day_date(d)}: {grid.pre_open} tick(s) before the open")
-            health.add("post_close", grid.post_close, f"spot on {day_date(d)}: {grid.post_close} tick(s) after the close")
+            _add_outside_session(health, part, f"spot on {day_date(d)}")
             if expiry is None:
                 health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
                            f"{cfg.calendar_csv} (extend the calendar)")
                 continue
-            plans.append((d, grid.close, _plan_windows(cfg, grid.close, health, d)))
+            plans.append((d, spot_close, _plan_windows(cfg, spot_close, health, d)))
         if expiry is None or not plans:
             continue
         yield from _markets_for_expiry(cfg, health, loader, expiry, plans)
@@ -237,30 +237,35 @@ def _plan_windows(cfg: RunConfig, spot: np.ndarray, health: Health, day: int) ->
 def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, expiry: dt.date,
                         plans: list) -> Iterator[DayMarket]:
     files = expiry_series(cfg.options_dir, cfg.symbol, expiry)
-    needed = sorted({key for _, _, windows in plans for w in windows for key in w[5]})
-    loaded: dict[tuple[str, int], Seconds | None] = {
-        key: loader.load(files[key], "option") if key in files else None for key in needed
+    days_by_key: dict[tuple[str, int], set[int]] = {}
+    for day, _, windows in plans:
+        for w in windows:
+            for key in w[5]:
+                days_by_key.setdefault(key, set()).add(day)
+    loaded: dict[tuple[str, int], dict[int, Seconds] | None] = {
+        key: loader.load(files[key], "option", sorted(days)) if key in files else None
+        for key, days in sorted(days_by_key.items())
     }
     for day, spot, windows in plans:
         candidates: dict[tuple[str, int], Candidate | None] = {}
         for key in sorted({k for w in windows for k in w[5]}):
-            seconds = loaded[key]
+            by_day = loaded[key]
             label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
-            if seconds is None:
+            if by_day is None:
                 if key not in files:
                     health.add("missing_series", 1, f"{label}: no file "
                                f"{series_path(cfg.options_dir, cfg.symbol, expiry, *key)} (needed on {day_date(day)})")
                 candidates[key] = None
                 continue
-            grid = day_grid(seconds, day, cfg.session)
-            if not grid.has_ticks:
+            seconds = by_day.get(day)
+            if seconds is None or not len(seconds.second):
                 health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
                 candidates[key] = None
                 continue
+            series, part = sparse_series(seconds, day, cfg.session)
             _add_day_counts(health, [seconds], day, label)
-            health.add("pre_open", grid.pre_open, f"{label} on {day_date(day)}: {grid.pre_open} tick(s) before the open")
-            health.add("post_close", grid.post_close, f"{label} on {day_date(day)}: {grid.post_close} tick(s) after the close")
-            candidates[key] = Candidate(key[0], key[1], cumulative(grid.volume), grid.close)
+            _add_outside_session(health, part, f"{label} on {day_date(day)}")
+            candidates[key] = Candidate(key[0], key[1], series)
         built = []
         for anchor, start, end, hour_open, atm, keys in windows:
             health.add("windows", 1)
@@ -298,7 +303,7 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
         if entry >= w.end:
             continue
         cand = w.candidates[signal.candidate]
-        entry_opt = float(cand.close[entry])
+        entry_opt = float(cand.series.close_at(np.array([entry]))[0])
         if math.isnan(entry_opt):
             if health is not None:
                 health.add("no_option_price", 1, f"{market.trade_date} {clock_label(w.anchor_sec)} "
@@ -308,7 +313,7 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
         delta_used = strategy.delta_atm if cand.strike == w.atm else strategy.delta_near
         direction = 1 if cand.opt_type == "CE" else -1
         last = min(entry + strategy.max_hold_secs, w.end - 1)
-        ex = simulate_exit(market.spot, cand.close, entry, last, entry_spot, entry_opt, delta_used,
+        ex = simulate_exit(market.spot, cand.series, entry, last, entry_spot, entry_opt, delta_used,
                            direction, strategy)
         out.append({
             "symbol": symbol,
@@ -334,11 +339,17 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
     return out
 
 
+def is_synthetic(cfg: RunConfig) -> bool:
+    """Whether the options folder was written by core.synth (its SYNTHETIC.json marker)."""
+    return any((folder / "SYNTHETIC.json").is_file() for folder in (cfg.options_dir, cfg.options_dir.parent))
+
+
 def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float) -> BacktestResult:
     trades = trades_table(records)
     summary = summary_table(trades)
     return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health.as_dict(),
-                          wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary)
+                          wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary,
+                          synthetic=is_synthetic(cfg))
 
 
 def run_backtest(config, base_dir: str | Path | None = None) -> BacktestResult:

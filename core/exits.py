@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Strategy
+from .grid import SparseSeries
 
 OPTION_FLOOR = 0.05
 
@@ -18,22 +19,22 @@ class Exit:
     pnl: float  # pnl_pts at the exit bar
 
 
-def option_values(spot: np.ndarray, close: np.ndarray, bars: np.ndarray, entry_spot: float,
+def option_values(spot: np.ndarray, series: SparseSeries, bars: np.ndarray, entry_spot: float,
                   entry_opt: float, delta_used: float, direction: int, pnl_mode: str) -> np.ndarray:
     """V(t) for each bar: the delta proxy (floored at 0.05) or the option's own close."""
     if pnl_mode == "option_close":
-        return close[bars]
+        return series.close_at(bars)
     return np.maximum(OPTION_FLOOR, entry_opt + delta_used * direction * (spot[bars] - entry_spot))
 
 
-def simulate_exit(spot: np.ndarray, close: np.ndarray, entry_bar: int, last_bar: int,
+def simulate_exit(spot: np.ndarray, series: SparseSeries, entry_bar: int, last_bar: int,
                   entry_spot: float, entry_opt: float, delta_used: float, direction: int,
                   strategy: Strategy) -> Exit:
     """First bar in (entry_bar, last_bar] hitting stop, trail or target (in that priority),
     else ``last_bar`` with reason ``time``."""
     sign = -1 if strategy.side == "sell" else 1
     bars = np.arange(entry_bar, last_bar + 1)
-    value = option_values(spot, close, bars, entry_spot, entry_opt, delta_used, direction, strategy.pnl_mode)
+    value = option_values(spot, series, bars, entry_spot, entry_opt, delta_used, direction, strategy.pnl_mode)
     pnl = sign * (value - entry_opt)
     peak = np.maximum.accumulate(pnl)
     scan = slice(1, None)  # t = e+1 .. x_max

@@ -1,7 +1,10 @@
 """Per-second grids of one trading day (SPEC 2), cut from a file's per-second aggregates.
 
 Bar ``i`` of a day is the second ``session.open + i``; the grid runs from the open to the
-close inclusive (22,501 bars for 09:15:00-15:30:00).
+close inclusive (22,501 bars for 09:15:00-15:30:00). Spot is kept dense (one value per
+bar, carried forward). An option series is kept sparse, by the bars that hold ticks: its
+volume sums and its carried-forward close at any bar are read from that exactly as from
+the dense grid, without materialising 22,501 values per series and day.
 """
 from __future__ import annotations
 
@@ -13,22 +16,7 @@ from .config import Session
 from .ticks import Seconds
 
 # Bump when the meaning of cached per-second aggregates changes (invalidates the cache).
-GRID_VERSION = 1
-
-
-@dataclass(frozen=True)
-class DayGrid:
-    """One series on one day: per-bar volume, forward-filled close, ignored tick counts."""
-
-    volume: np.ndarray  # float64[n_bars]
-    close: np.ndarray  # float64[n_bars], NaN before the day's first valid price
-    ticks_in_session: int
-    pre_open: int
-    post_close: int
-
-    @property
-    def has_ticks(self) -> bool:
-        return self.ticks_in_session + self.pre_open + self.post_close > 0
+GRID_VERSION = 2
 
 
 def forward_fill(values: np.ndarray) -> np.ndarray:
@@ -41,33 +29,65 @@ def forward_fill(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def day_bounds(seconds: Seconds, day: int) -> tuple[int, int]:
-    """Row range [lo, hi) of ``seconds`` on IST day ``day`` (days since epoch)."""
-    lo = int(np.searchsorted(seconds.second, day * 86_400, "left"))
-    hi = int(np.searchsorted(seconds.second, (day + 1) * 86_400, "left"))
-    return lo, hi
+@dataclass(frozen=True)
+class SessionSlice:
+    """The rows of one day's aggregates inside the session grid, and the ticks outside it."""
+
+    bars: np.ndarray  # int64 bar index of each row in the grid
+    rows: slice
+    pre_open: int
+    post_close: int
 
 
-def day_grid(seconds: Seconds, day: int, session: Session) -> DayGrid:
-    """The grid of ``day``: vol[s] summed, close[s] last valid price carried forward."""
+def session_slice(seconds: Seconds, day: int, session: Session) -> SessionSlice:
     first = day * 86_400 + session.open_sec
     last = day * 86_400 + session.close_sec
-    lo, hi = day_bounds(seconds, day)
-    i0 = lo + int(np.searchsorted(seconds.second[lo:hi], first, "left"))
-    i1 = lo + int(np.searchsorted(seconds.second[lo:hi], last, "right"))
-    n = session.n_bars
-    bars = seconds.second[i0:i1] - first
-    volume = np.zeros(n)
-    volume[bars] = seconds.volume[i0:i1]
-    close = np.full(n, np.nan)
-    close[bars] = seconds.close[i0:i1]
-    return DayGrid(
-        volume=volume,
-        close=forward_fill(close),
-        ticks_in_session=int(seconds.ticks[i0:i1].sum()),
-        pre_open=int(seconds.ticks[lo:i0].sum()),
-        post_close=int(seconds.ticks[i1:hi].sum()),
-    )
+    lo = int(np.searchsorted(seconds.second, day * 86_400, "left"))
+    hi = int(np.searchsorted(seconds.second, (day + 1) * 86_400, "left"))
+    i0 = int(np.searchsorted(seconds.second, first, "left"))
+    i1 = int(np.searchsorted(seconds.second, last, "right"))
+    return SessionSlice(seconds.second[i0:i1] - first, slice(i0, i1),
+                        int(seconds.ticks[lo:i0].sum()), int(seconds.ticks[i1:hi].sum()))
+
+
+def spot_grid(seconds: Seconds, day: int, session: Session) -> tuple[np.ndarray, SessionSlice]:
+    """Dense close per bar of ``day`` (last valid price carried forward; NaN before the first)."""
+    part = session_slice(seconds, day, session)
+    close = np.full(session.n_bars, np.nan)
+    close[part.bars] = seconds.close[part.rows]
+    return forward_fill(close), part
+
+
+@dataclass(frozen=True)
+class SparseSeries:
+    """One option series on one day, by the bars that hold ticks."""
+
+    volume_bars: np.ndarray  # int64 bars with ticks, ascending
+    volume_cum: np.ndarray  # float64 [0, running sums through each of those bars] (len + 1)
+    price_bars: np.ndarray  # int64 bars whose last valid tick set a price, ascending
+    prices: np.ndarray  # float64 [NaN, the price set at each of those bars] (len + 1)
+
+    def volume_before(self, bars: np.ndarray) -> np.ndarray:
+        """Sum of per-bar volume over bars < ``bars``: the dense prefix sum, exactly."""
+        return self.volume_cum[np.searchsorted(self.volume_bars, bars, "left")]
+
+    def close_at(self, bars: np.ndarray) -> np.ndarray:
+        """close[bar]: the last valid price at or before each bar; NaN before the first."""
+        return self.prices[np.searchsorted(self.price_bars, bars, "right")]
+
+
+def sparse_series(seconds: Seconds, day: int, session: Session) -> tuple[SparseSeries, SessionSlice]:
+    """The series of ``day`` inside the session grid, and the ticks that fall outside it."""
+    part = session_slice(seconds, day, session)
+    volume = seconds.volume[part.rows]
+    close = seconds.close[part.rows]
+    priced = ~np.isnan(close)
+    cum = np.empty(len(volume) + 1)
+    cum[0] = 0.0
+    np.cumsum(volume, out=cum[1:])
+    series = SparseSeries(volume_bars=part.bars, volume_cum=cum, price_bars=part.bars[priced],
+                          prices=np.concatenate(([np.nan], close[priced])))
+    return series, part
 
 
 def valid_price_days(seconds: Seconds, session: Session) -> np.ndarray:
@@ -75,11 +95,3 @@ def valid_price_days(seconds: Seconds, session: Session) -> np.ndarray:
     sod = seconds.second % 86_400
     ok = np.isfinite(seconds.close) & (sod >= session.open_sec) & (sod <= session.close_sec)
     return np.unique(seconds.second[ok] // 86_400)
-
-
-def cumulative(volume: np.ndarray) -> np.ndarray:
-    """Prefix sums with a leading 0: sum(volume[a:b]) == out[b] - out[a] (exact for whole numbers)."""
-    out = np.empty(len(volume) + 1)
-    out[0] = 0.0
-    np.cumsum(volume, out=out[1:])
-    return out

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Strategy
+from .grid import SparseSeries
+
+# Bars scanned per step when looking for a window's first signal: most windows fire early,
+# so the scan grows geometrically instead of evaluating the whole hour at once.
+FIRST_SCAN, MAX_SCAN = 64, 4096
 
 
 @dataclass(frozen=True)
@@ -14,8 +19,7 @@ class Candidate:
 
     opt_type: str  # "CE" or "PE"
     strike: int
-    volume_cum: np.ndarray  # prefix sums of per-bar volume, length n_bars + 1
-    close: np.ndarray  # forward-filled close per bar
+    series: SparseSeries
 
 
 @dataclass(frozen=True)
@@ -32,50 +36,62 @@ class Signal:
         return self.baseline_sum * strategy.burst_secs / strategy.avg_secs
 
 
-def burst_and_baseline(volume_cum: np.ndarray, bars: np.ndarray, burst_secs: int, avg_secs: int):
-    """B(s), S(s) for each bar s, and whether every index lies inside the day (warm-up)."""
-    warm = bars - burst_secs - avg_secs + 1 >= 0
-    safe = np.where(warm, bars, burst_secs + avg_secs - 1)
-    upper = volume_cum[..., safe + 1]
-    mid = volume_cum[..., safe + 1 - burst_secs]
-    lower = volume_cum[..., safe + 1 - burst_secs - avg_secs]
-    return upper - mid, mid - lower, warm
+def burst_and_baseline(series: SparseSeries, bars: np.ndarray, burst_secs: int, avg_secs: int):
+    """B(s) and S(s) for each bar s (valid only where s - burst - avg + 1 >= 0)."""
+    upper = series.volume_before(bars + 1)
+    mid = series.volume_before(bars + 1 - burst_secs)
+    lower = series.volume_before(bars + 1 - burst_secs - avg_secs)
+    return upper - mid, mid - lower
 
 
-def qualifies_by_trend(opt_types: np.ndarray, trend: np.ndarray, strategy: Strategy) -> np.ndarray:
-    """Candidate x bar mask of the trend filter: a short CE needs a falling market, and so on."""
+def qualifies_by_trend(opt_type: str, trend: np.ndarray, strategy: Strategy) -> np.ndarray:
+    """Trend filter per bar: a short CE needs a falling market, a short PE a rising one; longs the reverse."""
     if not strategy.trend_filter:
-        return np.ones((len(opt_types), len(trend)), bool)
-    up, down = trend > 0, trend < 0
-    is_ce = (opt_types == "CE")[:, None]
-    if strategy.side == "sell":
-        return np.where(is_ce, down[None, :], up[None, :])
-    return np.where(is_ce, up[None, :], down[None, :])
+        return np.ones(len(trend), bool)
+    wants_up = (opt_type == "CE") == (strategy.side == "long")
+    return trend > 0 if wants_up else trend < 0
+
+
+def _hits(candidates, bars, trend, strategy):
+    """Per candidate: (mask of bars with a qualifying burst, B, S) over ``bars``."""
+    avg, bsec, mult = strategy.avg_secs, strategy.burst_secs, strategy.multiplier
+    out = []
+    for c in candidates:
+        burst, base_sum = burst_and_baseline(c.series, bars, bsec, avg)
+        hit = ((base_sum > 0) & (burst * avg > mult * base_sum * bsec) & (burst >= strategy.min_burst_volume)
+               & qualifies_by_trend(c.opt_type, trend, strategy))
+        out.append((hit, burst, base_sum))
+    return out
 
 
 def find_signal(spot: np.ndarray, hour_open: float, atm: int, candidates: list[Candidate],
                 start: int, end: int, strategy: Strategy) -> Signal | None:
     """The signal of the window [start, end): first bar with a qualifying burst, best candidate."""
-    if not candidates or end <= start:
+    if not candidates:
         return None
-    bars = np.arange(start, end)
-    cums = np.stack([c.volume_cum for c in candidates])
-    burst, base_sum, warm = burst_and_baseline(cums, bars, strategy.burst_secs, strategy.avg_secs)
-    avg, bsec, mult = strategy.avg_secs, strategy.burst_secs, strategy.multiplier
-    is_burst = (warm[None, :] & (base_sum > 0) & (burst * avg > mult * base_sum * bsec)
-                & (burst >= strategy.min_burst_volume))
-    opt_types = np.array([c.opt_type for c in candidates])
-    hits = is_burst & qualifies_by_trend(opt_types, spot[bars] - hour_open, strategy)
-    any_hit = hits.any(axis=0)
-    if not any_hit.any():
-        return None
-    col = int(np.argmax(any_hit))
-    best_key, best = None, -1
-    for i in np.flatnonzero(hits[:, col]):
-        ratio = (burst[i, col] * avg) / (base_sum[i, col] * bsec)
-        c = candidates[i]
+    lo = max(start, strategy.burst_secs + strategy.avg_secs - 1)  # warm-up: no index before the open
+    size = FIRST_SCAN
+    while lo < end:
+        hi = min(end, lo + size)
+        bars = np.arange(lo, hi)
+        found = _hits(candidates, bars, spot[lo:hi] - hour_open, strategy)
+        any_hit = np.logical_or.reduce([hit for hit, _, _ in found])
+        if any_hit.any():
+            col = int(np.argmax(any_hit))
+            return _choose(candidates, found, col, int(bars[col]), atm, strategy)
+        lo, size = hi, min(size * 4, MAX_SCAN)
+    return None
+
+
+def _choose(candidates, found, col, bar, atm, strategy) -> Signal:
+    """Largest B/base at the signal bar; ties: nearer ATM, then CE before PE, then lower strike."""
+    best_key, best = None, None
+    for i, (c, (hit, burst, base_sum)) in enumerate(zip(candidates, found)):
+        if not hit[col]:
+            continue
+        ratio = (burst[col] * strategy.avg_secs) / (base_sum[col] * strategy.burst_secs)
         key = (-ratio, abs(c.strike - atm), 0 if c.opt_type == "CE" else 1, c.strike)
         if best_key is None or key < best_key:
-            best_key, best = key, int(i)
-    return Signal(bar=int(bars[col]), candidate=best,
-                  burst_volume=float(burst[best, col]), baseline_sum=float(base_sum[best, col]))
+            best_key, best = key, (i, float(burst[col]), float(base_sum[col]))
+    i, burst_volume, baseline_sum = best
+    return Signal(bar=bar, candidate=i, burst_volume=burst_volume, baseline_sum=baseline_sum)

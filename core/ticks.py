@@ -24,10 +24,6 @@ UNIT_NS = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
 OPTION_COLUMNS = ("timestamp", "close", "vol_delta")
 SPOT_COLUMNS = ("timestamp", "close")
 
-# Per-day counts kept with the aggregates (order is the cache layout).
-DAY_KINDS = ("duplicate_row", "null_price", "nonpositive_price", "null_volume", "negative_volume")
-# Per-file counts of rows that belong to no day.
-FILE_KINDS = ("null_timestamp", "epoch_zero_timestamp")
 
 
 class TickFileError(Exception):
@@ -40,26 +36,38 @@ class TickFileError(Exception):
 
 @dataclass
 class Seconds:
-    """Per-second aggregates of one tick file, sorted by ``second`` (IST epoch seconds)."""
+    """Per-second aggregates of ticks, sorted by ``second`` (IST epoch seconds)."""
 
     second: np.ndarray  # int64, IST wall-clock seconds since 1970-01-01 00:00 IST
     volume: np.ndarray  # float64, sum of repaired vol_delta
     ticks: np.ndarray  # int64, number of rows
     close: np.ndarray  # float64, last valid price in the second, NaN if none
     close_ns: np.ndarray  # int64, IST ns timestamp of the tick that set close (for merging files)
-    day_counts_days: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    day_counts: np.ndarray = field(default_factory=lambda: np.zeros((len(DAY_KINDS), 0), np.int64))
-    file_counts: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # repaired/dropped rows among these ticks, by kind
 
     def days(self) -> np.ndarray:
         """IST dates (days since epoch) that have at least one tick."""
         return np.unique(self.second // 86_400)
 
-    def counts_for_day(self, day: int) -> dict[str, int]:
-        idx = np.searchsorted(self.day_counts_days, day)
-        if idx < len(self.day_counts_days) and self.day_counts_days[idx] == day:
-            return {k: int(self.day_counts[i, idx]) for i, k in enumerate(DAY_KINDS) if self.day_counts[i, idx]}
-        return {}
+
+@dataclass
+class TickRows:
+    """One file's usable rows in IST time order (ties keep file order), before per-day rules."""
+
+    ist_ns: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray  # raw vol_delta, nulls as 0
+    vol_null: np.ndarray
+    file_counts: dict
+
+    def days(self) -> np.ndarray:
+        day = self.ist_ns // DAY_NS
+        return day[np.r_[True, day[1:] != day[:-1]]] if len(day) else day
+
+    def day_rows(self, day: int) -> slice:
+        lo = int(np.searchsorted(self.ist_ns, day * DAY_NS, "left"))
+        hi = int(np.searchsorted(self.ist_ns, (day + 1) * DAY_NS, "left"))
+        return slice(lo, hi)
 
 
 def read_tick_table(path: str, columns: tuple[str, ...]) -> pa.Table:
@@ -151,65 +159,85 @@ def _localize_naive(wall_ns: np.ndarray, valid: np.ndarray, tz: str) -> np.ndarr
     return out
 
 
-def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> Seconds:
-    """Per-second aggregates of one file's ticks, applying every rule of SPEC 1.4."""
+def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> TickRows:
+    """Timestamps normalised to IST; null and epoch-zero rows dropped (counted); rows put in time order."""
+    n = table.num_rows
     utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
-    close = np.asarray(table.column("close").cast(pa.float64()).fill_null(np.nan), dtype=np.float64) \
-        if table.num_rows else np.zeros(0)
-    if has_volume:
+    close = np.asarray(table.column("close").cast(pa.float64()).fill_null(np.nan), dtype=np.float64) if n else np.zeros(0)
+    if has_volume and n:
         vol_col = table.column("vol_delta").cast(pa.float64())
-        vol_null = np.asarray(vol_col.is_null(), dtype=bool) if table.num_rows else np.zeros(0, bool)
-        volume = np.asarray(vol_col.fill_null(0.0), dtype=np.float64) if table.num_rows else np.zeros(0)
+        vol_null = np.asarray(vol_col.is_null(), dtype=bool)
+        volume = np.asarray(vol_col.fill_null(0.0), dtype=np.float64)
     else:
-        vol_null = np.zeros(table.num_rows, bool)
-        volume = np.zeros(table.num_rows)
-
-    file_counts = {"null_timestamp": int((~valid_ts).sum())}
-    keep = valid_ts
+        vol_null, volume = np.zeros(n, bool), np.zeros(n)
+    epoch_zero = valid_ts & (np.abs(utc_ns) < DAY_NS)
+    file_counts = {"null_timestamp": int((~valid_ts).sum()), "epoch_zero_timestamp": int(epoch_zero.sum())}
+    keep = valid_ts & ~epoch_zero
     ist_ns = utc_ns + IST_OFFSET_NS
-    epoch_zero = keep & (np.abs(utc_ns) < DAY_NS)
-    file_counts["epoch_zero_timestamp"] = int(epoch_zero.sum())
-    keep = keep & ~epoch_zero
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        ist_ns, close, volume, vol_null = ist_ns[idx], close[idx], volume[idx], vol_null[idx]
+    if len(ist_ns) > 1 and (np.diff(ist_ns) < 0).any():
+        order = np.argsort(ist_ns, kind="stable")  # ties keep file order: the later row wins
+        ist_ns, close, volume, vol_null = ist_ns[order], close[order], volume[order], vol_null[order]
+    return TickRows(ist_ns, close, volume, vol_null, file_counts)
 
-    idx = np.flatnonzero(keep)
-    ist_ns, close, volume, vol_null = ist_ns[idx], close[idx], volume[idx], vol_null[idx]
 
-    # Exact duplicates of an earlier row: same instant, same close (NaN == NaN), same raw volume.
-    frame = pd.DataFrame({"t": ist_ns, "c": close, "v": np.where(vol_null, np.nan, volume)})
-    dup = frame.duplicated(keep="first").to_numpy()
+def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_null: np.ndarray) -> np.ndarray:
+    """Rows that exactly repeat an earlier row (same instant, close and raw volume; NaN equals NaN).
 
-    day = ist_ns // DAY_NS
-    bad_null_price = ~np.isfinite(close)
-    bad_nonpos = np.isfinite(close) & (close <= 0)
-    neg_vol = volume < 0
-    flags = np.vstack([dup, bad_null_price & ~dup, bad_nonpos & ~dup, vol_null & ~dup, neg_vol & ~dup])
-    count_days, inverse = np.unique(day, return_inverse=True)
-    day_counts = np.zeros((len(DAY_KINDS), len(count_days)), np.int64)
-    for i in range(len(DAY_KINDS)):
-        day_counts[i] = np.bincount(inverse[flags[i]], minlength=len(count_days))
+    Rows are in time order with ties in file order, so only runs of equal instants are compared.
+    """
+    dup = np.zeros(len(ist_ns), bool)
+    if len(ist_ns) < 2:
+        return dup
+    same = ist_ns[1:] == ist_ns[:-1]
+    if not same.any():
+        return dup
+    tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+    frame = pd.DataFrame({"t": ist_ns[tied], "c": close[tied], "v": np.where(vol_null[tied], np.nan, volume[tied])})
+    dup[tied] = frame.duplicated(keep="first").to_numpy()
+    return dup
 
-    live = ~dup
-    ist_ns, close, volume = ist_ns[live], close[live], volume[live]
+
+def day_seconds(rows: TickRows, day: int) -> Seconds:
+    """Per-second aggregates of one IST day, applying the per-row rules of SPEC 1.4 and counting them."""
+    part = rows.day_rows(day)
+    ist_ns, close, volume, vol_null = rows.ist_ns[part], rows.close[part], rows.volume[part], rows.vol_null[part]
+    dup = _duplicates(ist_ns, close, volume, vol_null)
+    if dup.any():
+        live = ~dup
+        ist_ns, close, volume, vol_null = ist_ns[live], close[live], volume[live], vol_null[live]
+    finite = np.isfinite(close)
+    price_ok = finite & (close > 0)
+    counts = {
+        "duplicate_row": int(dup.sum()),
+        "null_price": int((~finite).sum()),
+        "nonpositive_price": int((finite & (close <= 0)).sum()),
+        "null_volume": int(vol_null.sum()),
+        "negative_volume": int((volume < 0).sum()),
+    }
     volume = np.where(volume > 0, volume, 0.0)
-    price_ok = np.isfinite(close) & (close > 0)
+    out = _aggregate(ist_ns // NS, ist_ns, volume, close, price_ok)
+    out.counts = {k: v for k, v in counts.items() if v}
+    return out
 
-    order = np.argsort(ist_ns, kind="stable")  # ties keep file order: the later row wins below
-    ist_ns, close, volume, price_ok = ist_ns[order], close[order], volume[order], price_ok[order]
-    second = ist_ns // NS
-    return _aggregate(second, ist_ns, volume, close, price_ok, count_days, day_counts, file_counts)
+
+def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> Seconds:
+    """Per-second aggregates of all of one file's ticks (every day), for tests and tools."""
+    rows = prepare_rows(table, naive_timezone, has_volume)
+    return merge_seconds([day_seconds(rows, int(d)) for d in rows.days()])
 
 
 def _empty_seconds() -> Seconds:
     return Seconds(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
 
 
-def _aggregate(second, ist_ns, volume, close, price_ok, count_days, day_counts, file_counts) -> Seconds:
+def _aggregate(second, ist_ns, volume, close, price_ok) -> Seconds:
     """Group time-sorted rows by second: summed volume, tick count, last valid price."""
     n = len(second)
     if n == 0:
-        out = _empty_seconds()
-        out.day_counts_days, out.day_counts, out.file_counts = count_days, day_counts, file_counts
-        return out
+        return _empty_seconds()
     starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
     uniq = second[starts]
     vol = np.add.reduceat(volume, starts)
@@ -222,7 +250,7 @@ def _aggregate(second, ist_ns, volume, close, price_ok, count_days, day_counts, 
         pos = np.searchsorted(uniq, vsec[last])
         out_close[pos] = close[price_ok][last]
         out_ns[pos] = ist_ns[price_ok][last]
-    return Seconds(uniq, vol, ticks, out_close, out_ns, count_days, day_counts, file_counts)
+    return Seconds(uniq, vol, ticks, out_close, out_ns)
 
 
 def merge_seconds(parts: list[Seconds]) -> Seconds:
@@ -231,9 +259,14 @@ def merge_seconds(parts: list[Seconds]) -> Seconds:
     Volumes and counts add; the price of a second is the one set by the latest tick, and
     for ticks at the same instant the later file in the list wins.
     """
+    counts: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.counts.items():
+            counts[k] = counts.get(k, 0) + v
     parts = [p for p in parts if len(p.second)]
     if len(parts) <= 1:
-        return parts[0] if parts else _empty_seconds()
+        out = parts[0] if parts else _empty_seconds()
+        return Seconds(out.second, out.volume, out.ticks, out.close, out.close_ns, counts)
     second = np.concatenate([p.second for p in parts])
     volume = np.concatenate([p.volume for p in parts])
     ticks = np.concatenate([p.ticks for p in parts])
@@ -254,15 +287,15 @@ def merge_seconds(parts: list[Seconds]) -> Seconds:
         pos = np.searchsorted(uniq, vsec[last])
         out_close[pos] = close[ok][last]
         out_ns[pos] = close_ns[ok][last]
-    return Seconds(uniq, vol, tks, out_close, out_ns)
+    return Seconds(uniq, vol, tks, out_close, out_ns, counts)
 
 
-def load_seconds(path: str, kind: str, naive_timezone: str) -> Seconds:
-    """Read and normalise one tick file (``kind`` 'option' or 'spot')."""
+def load_rows(path: str, kind: str, naive_timezone: str) -> TickRows:
+    """Read one tick file (``kind`` 'option' or 'spot') and put its rows in IST time order."""
     columns = OPTION_COLUMNS if kind == "option" else SPOT_COLUMNS
     table = read_tick_table(path, columns)
     try:
-        return normalise_ticks(table, naive_timezone, has_volume=(kind == "option"))
+        return prepare_rows(table, naive_timezone, has_volume=(kind == "option"))
     except TickFileError as exc:
         raise TickFileError(exc.kind, f"{path}: {exc}; re-export the file with a timestamp column") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
@@ -270,6 +303,6 @@ def load_seconds(path: str, kind: str, naive_timezone: str) -> Seconds:
 
 
 __all__ = [
-    "Seconds", "TickFileError", "load_seconds", "merge_seconds", "normalise_ticks",
-    "read_tick_table", "timestamps_to_utc_ns", "DAY_KINDS", "FILE_KINDS",
+    "Seconds", "TickRows", "TickFileError", "load_rows", "prepare_rows", "day_seconds", "merge_seconds",
+    "normalise_ticks", "read_tick_table", "timestamps_to_utc_ns",
 ]

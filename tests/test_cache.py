@@ -4,13 +4,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import core.cache as cache_mod
 from core import run_backtest
-from core.cache import cache_key, cached_load, entry_path
+from core.cache import TickCache, cache_key
 from tests.test_rules import make_case, small_config, spot_path, volumes
 
 
@@ -34,7 +33,7 @@ def test_second_run_reads_no_tick_file(case, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"tick file read on a warm run: {args[0]}")
 
-    monkeypatch.setattr(cache_mod, "load_seconds", refuse)
+    monkeypatch.setattr(cache_mod, "load_rows", refuse)
     import core.ticks as ticks
     monkeypatch.setattr(ticks, "read_tick_table", refuse)
     warm = run_backtest(cfg(case))
@@ -57,7 +56,8 @@ def test_changed_file_gets_a_new_entry(case):
 def test_unreadable_entry_is_rebuilt_with_a_warning(case):
     cold = run_backtest(cfg(case))
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
-    target = entry_path(case / "cache", cache_key(path, "option", "Asia/Kolkata"))
+    key = cache_key(path, "option", "Asia/Kolkata")
+    (target,) = (case / "cache" / key[:2] / key).glob("*.sec")
     target.write_bytes(target.read_bytes()[:100])  # truncated
     warm = run_backtest(cfg(case))
     pd.testing.assert_frame_equal(warm.trades, cold.trades)
@@ -67,8 +67,8 @@ def test_unreadable_entry_is_rebuilt_with_a_warning(case):
 
 def _build(args):
     path, cache_dir = args
-    seconds, _ = cached_load(path, "option", "Asia/Kolkata", cache_dir)
-    return float(seconds.volume.sum())
+    _, got, _ = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
+    return float(sum(s.volume.sum() for s in got.values()))
 
 
 def test_concurrent_builders_leave_a_valid_entry(case):
@@ -79,20 +79,34 @@ def test_concurrent_builders_leave_a_valid_entry(case):
     with mp.get_context("spawn").Pool(4) as pool:
         sums = pool.map(_build, [(path, cache_dir)] * 8)
     assert len(set(sums)) == 1
-    entries = list(cache_dir.rglob("*"))
-    assert [p.suffix for p in entries if p.is_file()] == [".npz"]  # no temp files left
-    seconds, hit = cached_load(path, "option", "Asia/Kolkata", cache_dir)
-    assert hit and float(seconds.volume.sum()) == sums[0]
+    entries = sorted(p.name for p in cache_dir.rglob("*") if p.is_file())
+    assert len(entries) == 2 and entries[1] == "index.json"  # one day entry + index, no temp files left
+    _, got, hit = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
+    assert hit and float(sum(s.volume.sum() for s in got.values())) == sums[0]
 
 
-def test_interrupted_write_leaves_no_entry(case, monkeypatch):
+def test_interrupted_write_leaves_no_file(case, monkeypatch):
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
     cache_dir = case / "cache3"
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", boom)
+    monkeypatch.setattr(cache_mod.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        cached_load(path, "option", "Asia/Kolkata", cache_dir)
-    assert not [p for p in cache_dir.rglob("*") if p.is_file()]
+        TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
+    assert not [p for p in cache_dir.rglob("*") if p.is_file()]  # the temp file is gone too
+    monkeypatch.undo()
+    _, got, hit = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
+    assert not hit and len(got) == 1
+
+
+def test_only_missing_days_are_built(case):
+    path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
+    cache = TickCache(case / "cache4", "Asia/Kolkata")
+    index, got, hit = cache.load(path, "option", [19000])  # a day without ticks
+    assert index.days == {19905} and got == {} and not hit
+    _, got, hit = cache.load(path, "option", [19905])
+    assert list(got) == [19905] and not hit
+    _, got, hit = cache.load(path, "option", [19905, 19000])
+    assert list(got) == [19905] and hit
