@@ -23,7 +23,8 @@ from .grid import GRID_VERSION
 from .ticks import Seconds, TickFileError, day_seconds, load_rows
 
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
-# rows as float64 volume, float64 close, int32 second of day, int32 ticks, int32 ns into the second.
+# rows as float64 close, volume (float32 when that is exact, else float64), int32 second of day,
+# int32 ticks, and (only for files whose prices may need merging, i.e. spot) int32 ns into the second.
 MAGIC = b"ATMBSEC1"
 
 
@@ -62,17 +63,21 @@ def atomic_write_bytes(target: Path, write: Callable) -> None:
         raise
 
 
-def encode_entry(seconds: Seconds, day: int) -> bytes:
+def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
     """One day's aggregates as bytes (see MAGIC for the layout)."""
-    header = json.dumps({"n": len(seconds.second), "counts": seconds.counts}).encode()
+    volume = seconds.volume.astype(np.float64)
+    small = volume.astype(np.float32)
+    vol_type = "f4" if np.array_equal(small.astype(np.float64), volume) else "f8"
+    header = json.dumps({"n": len(seconds.second), "counts": seconds.counts, "volume": vol_type,
+                         "sub_ns": with_sub_ns}).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
     base = np.int64(day) * 86_400
-    sub_ns = seconds.close_ns - seconds.second * 1_000_000_000
-    sub_ns = np.where(seconds.close_ns < 0, -1, sub_ns)
-    parts = [MAGIC, np.uint32(len(header)).tobytes(), header,
-             seconds.volume.astype(np.float64).tobytes(), seconds.close.astype(np.float64).tobytes(),
-             (seconds.second - base).astype(np.int32).tobytes(), seconds.ticks.astype(np.int32).tobytes(),
-             sub_ns.astype(np.int32).tobytes()]
+    parts = [MAGIC, np.uint32(len(header)).tobytes(), header, seconds.close.astype(np.float64).tobytes(),
+             (small if vol_type == "f4" else volume).tobytes(),
+             (seconds.second - base).astype(np.int32).tobytes(), seconds.ticks.astype(np.int32).tobytes()]
+    if with_sub_ns:
+        sub_ns = np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000)
+        parts.append(sub_ns.astype(np.int32).tobytes())
     return b"".join(parts)
 
 
@@ -84,14 +89,21 @@ def decode_entry(data: bytes, day: int) -> Seconds:
     hlen = int(np.frombuffer(data, np.uint32, 1, len(MAGIC))[0])
     header = json.loads(data[start:start + hlen])
     n, off = int(header["n"]), start + hlen
-    if len(data) != off + n * 28:
+    vol_size = 4 if header["volume"] == "f4" else 8
+    row = 8 + vol_size + 8 + (4 if header["sub_ns"] else 0)
+    if len(data) != off + n * row:
         raise ValueError("truncated seconds cache entry")
-    volume = np.frombuffer(data, np.float64, n, off)
-    close = np.frombuffer(data, np.float64, n, off + 8 * n)
-    second = np.frombuffer(data, np.int32, n, off + 16 * n).astype(np.int64) + np.int64(day) * 86_400
-    ticks = np.frombuffer(data, np.int32, n, off + 20 * n).astype(np.int64)
-    sub_ns = np.frombuffer(data, np.int32, n, off + 24 * n).astype(np.int64)
-    close_ns = np.where(sub_ns < 0, -1, second * 1_000_000_000 + sub_ns)
+    close = np.frombuffer(data, np.float64, n, off)
+    off += 8 * n
+    volume = np.frombuffer(data, np.float32 if vol_size == 4 else np.float64, n, off).astype(np.float64)
+    off += vol_size * n
+    second = np.frombuffer(data, np.int32, n, off).astype(np.int64) + np.int64(day) * 86_400
+    ticks = np.frombuffer(data, np.int32, n, off + 4 * n).astype(np.int64)
+    if header["sub_ns"]:
+        sub_ns = np.frombuffer(data, np.int32, n, off + 8 * n).astype(np.int64)
+        close_ns = np.where(sub_ns < 0, -1, second * 1_000_000_000 + sub_ns)
+    else:
+        close_ns = np.where(np.isnan(close), -1, second * 1_000_000_000)
     return Seconds(second, volume, ticks, close, close_ns, dict(header["counts"]))
 
 
@@ -106,12 +118,13 @@ class TickCache:
     def _folder(self, key: str) -> Path:
         return self.cache_dir / key[:2] / key
 
-    def load(self, path: str, kind: str, days: Iterable[int] | None = None
-             ) -> tuple[FileIndex, dict[int, Seconds], bool]:
+    def load(self, path: str, kind: str, days: Iterable[int] | None = None, cache_only: bool = False
+             ) -> tuple[FileIndex, dict[int, Seconds], bool] | None:
         """(index, {day: aggregates} for the wanted days that have ticks, served wholly from cache?).
 
         ``days`` None means every day of the file. Raises TickFileError for a file that cannot
-        be used (also when that failure is cached).
+        be used (also when that failure is cached). With ``cache_only``, returns None instead of
+        reading the file when the cache cannot answer.
         """
         key = cache_key(path, kind, self.naive_timezone) if self.cache_dir is not None else None
         index, got, missing = None, {}, None
@@ -128,6 +141,8 @@ class TickCache:
                         got[day] = entry
                 if not missing:
                     return index, got, True
+        if cache_only:
+            return None
         try:
             rows = load_rows(path, kind, self.naive_timezone)
         except TickFileError as exc:
@@ -140,7 +155,7 @@ class TickCache:
         for day in build:
             got[day] = day_seconds(rows, day)
             if key is not None:
-                self._write_entry(key, day, got[day])
+                self._write_entry(key, day, got[day], with_sub_ns=(kind != "option"))
         if key is not None:
             self._write_json(self._folder(key) / "index.json",
                              {"grid_version": GRID_VERSION, "days": sorted(all_days), "file_counts": rows.file_counts})
@@ -176,8 +191,8 @@ class TickCache:
             self.warn(f"cache entry {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
             return None
 
-    def _write_entry(self, key: str, day: int, seconds: Seconds) -> None:
-        data = encode_entry(seconds, day)
+    def _write_entry(self, key: str, day: int, seconds: Seconds, with_sub_ns: bool) -> None:
+        data = encode_entry(seconds, day, with_sub_ns)
         atomic_write_bytes(self._folder(key) / f"{day}.sec", lambda fh: fh.write(data))
 
     def _write_json(self, target: Path, obj: dict) -> None:

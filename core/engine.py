@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,31 +103,64 @@ class BacktestResult:
 
 
 class _FileLoader:
-    """Loads tick files through the cache, once per run each, and tallies their health."""
+    """Loads tick files through the cache, once per run each, and tallies their health.
 
-    def __init__(self, cfg: RunConfig, health: Health):
+    Files of one batch are read by a small thread pool (parquet decoding and numpy release
+    the GIL); health is tallied afterwards in request order, so reports stay deterministic.
+    """
+
+    def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
         self.health = health
         self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._rebuilt)
         self.failed: set[str] = set()
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self._warnings: list[str] = []
 
     def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
         """{day: per-second aggregates} of the wanted days with ticks; None if the file is unusable."""
-        if path in self.failed:
-            return None
+        return self.load_many([(path, kind, days)])[0]
+
+    def load_many(self, requests: list[tuple]) -> list[dict[int, Seconds] | None]:
+        todo = [r for r in requests if r[0] not in self.failed]
+        results = [self._fetch(r, cache_only=True) for r in todo]  # cache hits: cheap, no threads
+        misses = [i for i, r in enumerate(results) if r is None]
+        if len(misses) > 1 and self.threads > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                for i, r in zip(misses, pool.map(self._fetch, [todo[i] for i in misses])):
+                    results[i] = r
+        else:
+            for i in misses:
+                results[i] = self._fetch(todo[i])
+        by_path = {}
+        for (path, _, _), result in zip(todo, results):
+            by_path[path] = self._account(path, result)
+        for message in self._warnings:
+            self.health.add("cache_rebuilt", 1, message)
+            self.health.warn(message)
+        self._warnings.clear()
+        return [by_path.get(r[0]) for r in requests]
+
+    def _fetch(self, request, cache_only: bool = False):
+        path, kind, days = request
         try:
-            index, got, hit = self.cache.load(path, kind, days)
+            return self.cache.load(path, kind, days, cache_only=cache_only)
         except TickFileError as exc:
+            return exc
+
+    def _account(self, path: str, result) -> dict[int, Seconds] | None:
+        if isinstance(result, TickFileError):
             self.failed.add(path)
-            self.health.add(exc.kind, 1, str(exc))
+            self.health.add(result.kind, 1, str(result))
             return None
+        index, got, hit = result
         self.health.add("cache_hits" if hit else "files_read", 1)
         for kind_name, n in index.file_counts.items():
             self.health.add(kind_name, n, f"{path}: {n} row(s)")
         return got
 
     def _rebuilt(self, message: str) -> None:
-        self.health.add("cache_rebuilt", 1, message)
-        self.health.warn(message)
+        if message not in self._warnings:  # the cache-only pass and the rebuild both see it
+            self._warnings.append(message)
 
 
 class _Spot:
@@ -148,15 +183,16 @@ class _Spot:
     def days(self) -> list[int]:
         return sorted(set(self.dated) | set(self.undated))
 
-    def day_seconds(self, day: int) -> tuple[Seconds, list[Seconds]]:
-        """Merged spot aggregates of ``day`` and the per-file parts (for health counts)."""
-        parts = []
-        for path in self.dated.get(day, []):
-            got = self.loader.load(path, "spot", [day])
+    def load_days(self, days: list[int]) -> dict[int, tuple[Seconds, list[Seconds]]]:
+        """{day: (merged spot aggregates, per-file parts for health counts)} for ``days``."""
+        requests = [(path, "spot", [day]) for day in days for path in self.dated.get(day, [])]
+        parts: dict[int, list[Seconds]] = {day: [] for day in days}
+        for (_, _, (day,)), got in zip(requests, self.loader.load_many(requests)):
             if got and day in got:
-                parts.append(got[day])
-        parts += self.undated.get(day, [])
-        return merge_seconds(parts), parts
+                parts[day].append(got[day])
+        for day in days:
+            parts[day] += self.undated.get(day, [])
+        return {day: (merge_seconds(p), p) for day, p in parts.items()}
 
 
 def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
@@ -196,8 +232,9 @@ def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
 
     for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
         plans = []
+        spot_by_day = spot.load_days(groups[expiry])
         for d in groups[expiry]:
-            merged, parts = spot.day_seconds(d)
+            merged, parts = spot_by_day.pop(d)
             if not len(valid_price_days(merged, session)):
                 if day_date(d).weekday() < 5:
                     health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
@@ -242,10 +279,10 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
         for w in windows:
             for key in w[5]:
                 days_by_key.setdefault(key, set()).add(day)
-    loaded: dict[tuple[str, int], dict[int, Seconds] | None] = {
-        key: loader.load(files[key], "option", sorted(days)) if key in files else None
-        for key, days in sorted(days_by_key.items())
-    }
+    present = [key for key in sorted(days_by_key) if key in files]
+    results = loader.load_many([(files[key], "option", sorted(days_by_key[key])) for key in present])
+    loaded: dict[tuple[str, int], dict[int, Seconds] | None] = dict.fromkeys(days_by_key)
+    loaded.update(zip(present, results))
     for day, spot, windows in plans:
         candidates: dict[tuple[str, int], Candidate | None] = {}
         for key in sorted({k for w in windows for k in w[5]}):
