@@ -59,11 +59,11 @@ START_LEVEL = {"BANKNIFTY": 44_000.0, "NIFTY": 19_000.0, "FINNIFTY": 20_000.0, "
 class Model:
     """Parameters of the synthetic market (see docs/synthetic_market.md)."""
 
-    annual_vol: float = 0.15  # spot volatility, also the ATM implied volatility level
+    annual_vol: float = 0.13  # spot volatility, also the ATM implied volatility level
     vol_of_vol: float = 0.15  # day-to-day log change of the volatility level
     intraday_u: float = 1.6  # extra variance at the open (and 0.8x that at the close)
     trend_segment_secs: float = 2_700.0  # mean length of a drift segment
-    trend_strength: float = 0.6  # drift over a segment, in daily standard deviations
+    trend_strength: float = 0.3  # drift over a segment, in daily standard deviations
     jumps_per_day: float = 1.5
     jump_size: float = 0.0015
     gap_sd: float = 0.004
