@@ -67,12 +67,19 @@ def test_hydra_groups_compose_on_golden(golden_dir, tmp_path):
     ("routing.expiry_kind=quarterly", "routing.expiry_kind"),
     ("session.window_secs=1.5", "session.window_secs"),
 ])
-def test_bad_config_is_one_line_exit_2(golden_dir, tmp_path, override, needle):
-    proc = run_cmd(hydra_args(golden_dir, tmp_path, override), cwd=tmp_path, check=False)
+def test_bad_config_is_one_line_exit_2(tmp_path, override, needle):
+    from tests.test_rules import make_case, spot_path, volumes
+
+    make_case(tmp_path / "tiny", spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
+    args = [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-01",
+            f"data.options_dir={tmp_path}/tiny/options",
+            f"data.spot_glob='{tmp_path}/tiny/spot/{{symbol}}/**/*.parquet'",
+            f"data.calendar_csv={tmp_path}/tiny/meta/expiry_calendar.csv", f"results_dir={tmp_path}", override]
+    assert run_cmd(args[:-1], cwd=tmp_path).returncode == 0  # the same command without the bad override works
+    proc = run_cmd(args, cwd=tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
-    assert not list(tmp_path.glob("trades_*.parquet"))
 
 
 def test_missing_start_is_named(tmp_path):
