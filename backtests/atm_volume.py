@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from sweep.app import run_single  # noqa: E402
+from sweep.runner import Job, run_single  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +44,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_single(config_from_args(parse_args(argv)), Path.cwd())
+    argv = sys.argv[1:] if argv is None else argv
+    # The seed command writes files only; MLflow tracking is for sweep/main.py.
+    run_single(Job(0, argv, config_from_args(parse_args(argv)), {"tracking": {"enabled": False}}), Path.cwd())
 
 
 if __name__ == "__main__":

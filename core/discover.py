@@ -96,6 +96,24 @@ def load_calendar(csv_path: Path, symbol: str, expiry_kind: str) -> np.ndarray:
     return np.unique(dates.to_numpy().astype("datetime64[D]"))
 
 
+def data_fingerprint(spot: list[str], options_dir: Path, symbol: str, expiries: list[dt.date],
+                     calendar_csv: Path) -> str:
+    """Hash of the names, sizes and modification times of the files a run may read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    paths = list(spot) + [str(calendar_csv)]
+    for expiry in expiries:
+        paths += sorted(expiry_series(options_dir, symbol, expiry).values())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{path}|missing\n".encode())
+    return h.hexdigest()[:16]
+
+
 def nearest_expiry(expiries: np.ndarray, day: dt.date) -> dt.date | None:
     """Smallest expiry on or after ``day`` (SPEC 3), or None."""
     i = int(np.searchsorted(expiries, np.datetime64(day, "D"), "left"))

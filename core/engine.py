@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .cache import TickCache
 from .config import RunConfig, Strategy, clock_label, load_config
-from .discover import (expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
+from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        series_path, spot_files)
 from .exits import simulate_exit
 from .grid import sparse_series, spot_grid, valid_price_days
@@ -372,6 +372,8 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
             "signal_ts": market.utc_us(signal.bar),
             "burst_vol": signal.burst_volume,
             "base_vol": signal.baseline(strategy),
+            "atm": int(w.atm),
+            "days_to_expiry": (market.expiry - market.trade_date).days,
         })
     return out
 
@@ -387,6 +389,31 @@ def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wa
     return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health.as_dict(),
                           wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary,
                           synthetic=is_synthetic(cfg))
+
+
+def run_fingerprint(cfg: RunConfig) -> str:
+    """Fingerprint of the data a run over ``cfg`` may read (spot files, series of its expiries, calendar)."""
+    expiries = _expiry_dates(cfg, Health())
+    lo = int(np.searchsorted(expiries, np.datetime64(cfg.start, "D"), "left"))
+    hi = int(np.searchsorted(expiries, np.datetime64(cfg.end, "D"), "left")) + 1
+    used = [e.astype(dt.date) for e in expiries[lo:hi]]
+    return data_fingerprint(spot_files(cfg.spot_glob, cfg.start, cfg.end), cfg.options_dir, cfg.symbol, used,
+                            cfg.calendar_csv)
+
+
+def build_markets(cfg: RunConfig) -> tuple[list[DayMarket], Health]:
+    """All day markets of ``cfg``'s date range (one date chunk of a sweep) and their data health."""
+    health = Health()
+    return list(iter_day_markets(cfg, health)), health
+
+
+def evaluate_markets(markets: Iterable[DayMarket], strategy: Strategy, symbol: str) -> tuple[list[dict], Health]:
+    """Trade records of ``strategy`` over prepared markets, and the health of that evaluation."""
+    health = Health()
+    records: list[dict] = []
+    for market in markets:
+        records.extend(evaluate_day(market, strategy, symbol, health))
+    return records, health
 
 
 def run_backtest(config, base_dir: str | Path | None = None) -> BacktestResult:

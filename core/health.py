@@ -41,6 +41,8 @@ INFO: dict[str, str] = {
 }
 
 MAX_MESSAGES_PER_KIND = 5
+# Kinds that say whether something happened at all: merging chunk reports keeps the largest.
+FLAGS = {"calendar_from_folders"}
 
 
 @dataclass
@@ -67,7 +69,8 @@ class Health:
             self.warnings.append(message)
 
     def merge(self, other: "Health") -> None:
-        self.counts.update(other.counts)
+        for kind, n in other.counts.items():
+            self.counts[kind] = max(self.counts[kind], n) if kind in FLAGS else self.counts[kind] + n
         for kind, msgs in other.messages.items():
             bucket = self.messages.setdefault(kind, [])
             for m in msgs:

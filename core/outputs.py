@@ -34,6 +34,8 @@ TRADE_SCHEMA = pa.schema([
     ("signal_ts", TS),
     ("burst_vol", pa.float64()),
     ("base_vol", pa.float64()),
+    ("atm", pa.int64()),
+    ("days_to_expiry", pa.int64()),
 ])
 
 SUMMARY_SCHEMA = pa.schema([

@@ -2,6 +2,9 @@
 
     python sweep/main.py symbol=BANKNIFTY start=2024-07-01 end=2024-07-04 [KEY=VALUE ...]
     python sweep/main.py -m signal.multiplier=1.5,2,3 start=... end=...
+
+A single run executes in this process; `-m` hands every combination to the `atmburst_ray`
+launcher (hydra_plugins/atmburst_launcher), which runs them with Ray (sweep/runner.py).
 """
 from __future__ import annotations
 
@@ -16,17 +19,14 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from sweep.app import fail, run_single, split_config  # noqa: E402
 from sweep.overrides import check_overrides  # noqa: E402
-
-SHELL_DEFAULTS = {"quiet": False, "tracking": {}, "sweep": {}, "ray": {}}
+from sweep.runner import SHELL_DEFAULTS, Job, fail, run_single, split_config  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    engine_cfg, shell = split_config(plain)
-    run_single(engine_cfg, Path(HydraConfig.get().runtime.cwd), quiet=bool(shell.get("quiet")))
+    engine_cfg, shell = split_config(OmegaConf.to_container(cfg, resolve=True))
+    run_single(Job(0, list(HydraConfig.get().overrides.task), engine_cfg, shell), Path(HydraConfig.get().runtime.cwd))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def hydra_args(golden: Path, out: Path, *extra):
             f"data.options_dir={golden}/data/packed/options",
             f"data.spot_glob='{golden}/data/packed/spot/{{symbol}}/**/*.parquet'",
             f"data.calendar_csv={golden}/meta/expiry_calendar.csv",
-            f"results_dir={out}", f"cache_dir={out}/cache", *extra]
+            f"results_dir={out}", f"cache_dir={out}/cache", "tracking.enabled=false", *extra]
 
 
 def test_hydra_and_seed_commands_give_identical_trades(golden_dir, tmp_path):
@@ -95,7 +95,7 @@ def test_conf_defaults_equal_core_defaults():
     from omegaconf import OmegaConf
 
     composed = OmegaConf.to_container(cfg, resolve=False)
-    composed.pop("quiet")
-    composed.pop("results_dir")
+    for shell_key in ("quiet", "tracking", "sweep", "ray", "results_dir"):
+        composed.pop(shell_key)
     expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
     assert composed == expected

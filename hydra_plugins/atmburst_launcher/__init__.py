@@ -1,0 +1,1 @@
+"""Hydra launcher plugin of atmburst: `-m` sweeps fan out with Ray (see sweep/runner.py)."""
