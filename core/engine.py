@@ -27,7 +27,7 @@ from .config import RunConfig, Strategy, clock_label, load_config
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        series_path, spot_files)
 from .exits import simulate_exit
-from .grid import sparse_series, spot_grid, valid_price_days
+from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .holidays import nse_trading_days
 from .outputs import output_paths, summary_table, trades_table, write_json, write_parquet
@@ -216,9 +216,12 @@ def _add_outside_session(health: Health, part, what: str) -> None:
     health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
 
 
-def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
-    """Each trading day's market in date order, loading one expiry's files at a time."""
-    loader = _FileLoader(cfg, health)
+def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None) -> Iterator[DayMarket]:
+    """Each trading day's market in date order, loading one expiry's files at a time.
+
+    ``threads``: tick files read at once (default: up to 4, one per core).
+    """
+    loader = _FileLoader(cfg, health, threads)
     spot = _Spot(cfg, loader)
     expiries = _expiry_dates(cfg, health)
     session = cfg.session
@@ -235,7 +238,7 @@ def iter_day_markets(cfg: RunConfig, health: Health) -> Iterator[DayMarket]:
         spot_by_day = spot.load_days(groups[expiry])
         for d in groups[expiry]:
             merged, parts = spot_by_day.pop(d)
-            if not len(valid_price_days(merged, session)):
+            if not has_valid_price(merged, d, session):
                 if day_date(d).weekday() < 5:
                     health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
                                f"valid price in the session (check the spot file for that day)")
@@ -401,10 +404,10 @@ def run_fingerprint(cfg: RunConfig) -> str:
                             cfg.calendar_csv)
 
 
-def build_markets(cfg: RunConfig) -> tuple[list[DayMarket], Health]:
+def build_markets(cfg: RunConfig, threads: int | None = None) -> tuple[list[DayMarket], Health]:
     """All day markets of ``cfg``'s date range (one date chunk of a sweep) and their data health."""
     health = Health()
-    return list(iter_day_markets(cfg, health)), health
+    return list(iter_day_markets(cfg, health, threads)), health
 
 
 def evaluate_markets(markets: Iterable[DayMarket], strategy: Strategy, symbol: str) -> tuple[list[dict], Health]:

@@ -90,8 +90,7 @@ def sparse_series(seconds: Seconds, day: int, session: Session) -> tuple[SparseS
     return series, part
 
 
-def valid_price_days(seconds: Seconds, session: Session) -> np.ndarray:
-    """IST days with at least one valid price inside the session grid (SPEC 2: trading days)."""
-    sod = seconds.second % 86_400
-    ok = np.isfinite(seconds.close) & (sod >= session.open_sec) & (sod <= session.close_sec)
-    return np.unique(seconds.second[ok] // 86_400)
+def has_valid_price(seconds: Seconds, day: int, session: Session) -> bool:
+    """Whether ``day`` has a valid price inside the session grid (SPEC 2: a trading day)."""
+    part = session_slice(seconds, day, session)
+    return bool(np.isfinite(seconds.close[part.rows]).any())

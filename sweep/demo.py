@@ -1,9 +1,10 @@
-"""The one-command demo: make two weeks of synthetic BANKNIFTY ticks, run the Hydra app on them.
+"""The one-command demo: make two weeks of synthetic BANKNIFTY ticks, sweep the multiplier on them.
 
     python -m sweep.demo [--out demo] [--start 2024-07-01] [--end 2024-07-12]
 
-The data is SYNTHETIC (core.synth) and every output says so. The backtest runs through the
-same command a user types (python sweep/main.py ...), so the demo shows the real interface.
+The data is SYNTHETIC (core.synth) and every output says so. The sweep runs through the same
+command a user types (python sweep/main.py -m signal.multiplier=1.5,2,3 ...), with Ray and MLflow,
+so the demo shows the real interface.
 """
 from __future__ import annotations
 
@@ -35,13 +36,17 @@ def ensure_data(out: Path, symbol: str, start: str, end: str, seed: int) -> dict
     return manifest
 
 
-def backtest_command(out: Path, symbol: str, start: str, end: str, extra: list[str]) -> list[str]:
+def sweep_command(out: Path, symbol: str, start: str, end: str, extra: list[str]) -> list[str]:
+    """The card's sweep, on the demo data, tracked in a store inside the demo folder."""
     data = out / "data"
-    return [sys.executable, str(ROOT / "sweep" / "main.py"), f"symbol={symbol}", f"start={start}", f"end={end}",
+    return [sys.executable, str(ROOT / "sweep" / "main.py"), "-m", "signal.multiplier=1.5,2,3",
+            f"symbol={symbol}", f"start={start}", f"end={end}",
             f"data.options_dir={data / 'packed' / 'options'}",
             f"data.spot_glob='{data / 'packed' / 'spot'}/{{symbol}}/**/*.parquet'",
             f"data.calendar_csv={data / 'meta' / 'expiry_calendar.csv'}",
-            f"cache_dir={out / 'cache'}", f"results_dir={out / 'results'}", *extra]
+            f"cache_dir={out / 'cache'}", f"hydra.sweep.dir={out / 'runs'}",
+            f"tracking.uri=sqlite:///{out / 'mlflow.db'}", f"tracking.artifacts={out / 'mlartifacts'}",
+            "sweep.resume=false", *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,13 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     started = time.perf_counter()
     ensure_data(out, args.symbol.upper(), args.start, args.end, args.seed)
-    cmd = backtest_command(out, args.symbol.upper(), args.start, args.end, extra)
+    cmd = sweep_command(out, args.symbol.upper(), args.start, args.end, extra)
     print("running:", " ".join(cmd[1:]), flush=True)
     code = subprocess.call(cmd, cwd=Path.cwd())
     if code:
         return code
-    print(f"\ndemo done in {time.perf_counter() - started:.1f} s. Outputs: {out / 'results'}/ "
-          f"(trades_*.parquet, summary_*.parquet, health_*.json). Data: {out / 'data'} (SYNTHETIC).")
+    print(f"\ndemo done in {time.perf_counter() - started:.1f} s on SYNTHETIC data ({out / 'data'}).\n"
+          f"  files per combination: {out / 'runs'}/<n>/ (trades, summary, health, stats, config)\n"
+          f"  compare the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'} "
+          f"then open http://127.0.0.1:5000")
     return 0
 
 

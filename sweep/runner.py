@@ -212,7 +212,7 @@ def _init_ray(job: Job):
 
 
 def _build_chunk(cfg: RunConfig):
-    return build_markets(cfg)
+    return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
 def _evaluate_chunk(markets, strategy, symbol):

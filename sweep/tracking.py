@@ -8,6 +8,7 @@ complete runs with the same combination key and marks leftovers of a killed swee
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
@@ -63,6 +64,8 @@ class Tracker:
 
     def __init__(self, settings: dict, base_dir: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter on the console
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)

@@ -1,0 +1,245 @@
+"""atmburst benchmark: one command, one machine, every number measured in the same run.
+
+    python bench/run.py [--data bench/data/year] [--start 2023-01-02] [--end 2023-12-29]
+
+Makes (or reuses) a year of synthetic BANKNIFTY at real density, then measures, each in its own
+process with its peak memory (sum of resident memory over the process tree, sampled every 50 ms;
+shared pages, e.g. Ray's object store, are counted once per process that maps them):
+
+* the raw-read floor: reading just the needed columns of just the tick files a run touches;
+* a single run cold (empty cache) and warm (cache present), as ratios to the floor;
+* a 36-combination sweep (4 multipliers x 3 targets x 3 stops) over the year, warm, end to end
+  (Hydra, Ray start-up and MLflow logging included): wall time and combinations per second;
+* Ray with 1 worker against 2 workers on a cold single-combination year;
+* one month against one year (single warm runs): peak memory.
+
+The OS page cache is warm for every measurement (the files are read once before timing), so
+the floor and the runs compare compute, not disk. Writes bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+        stack.extend(children.get(p, []))
+    return total
+
+
+def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Run ``cmd``; wall seconds, peak tree RSS (MB), stdout."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            done.wait(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    done.set()
+    thread.join()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}\n{err[-2000:]}")
+    return {"wall": wall, "peak_mb": peak[0] / 1024, "stdout": out}
+
+
+def inline(code: str) -> list[str]:
+    return [PY, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); " + code]
+
+
+def engine_cfg(data: Path, start: str, end: str, cache: Path | None) -> dict:
+    return {"symbol": "BANKNIFTY", "start": start, "end": end, "cache_dir": str(cache) if cache else None,
+            "data": {"options_dir": str(data / "packed/options"),
+                     "spot_glob": str(data / "packed/spot/{symbol}/**/*.parquet"),
+                     "calendar_csv": str(data / "meta/expiry_calendar.csv")}}
+
+
+def single_run(cfg: dict) -> list[str]:
+    return inline("import json, time; from core import run_backtest; t = time.perf_counter(); "
+                  f"r = run_backtest(json.loads({json.dumps(json.dumps(cfg))})); "
+                  "print(json.dumps({'engine_wall': r.wall_seconds, 'trades': len(r.trades), "
+                  "'files_read': r.health['info']['files_read'], 'cache_hits': r.health['info']['cache_hits']}))")
+
+
+def touched_files(cfg: dict) -> list[tuple[str, str]]:
+    """The tick files a run opens, found by running it once (this also warms the page cache)."""
+    import core.cache as cache_mod
+    from core import run_backtest
+
+    seen: list[tuple[str, str]] = []
+    original = cache_mod.TickCache.load
+
+    def recording(self, path, kind, days=None, cache_only=False):
+        if not cache_only:
+            seen.append((path, kind))
+        return original(self, path, kind, days, cache_only)
+
+    cache_mod.TickCache.load = recording
+    try:
+        run_backtest(cfg)
+    finally:
+        cache_mod.TickCache.load = original
+    return sorted(set(seen))
+
+
+def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: list[str]) -> list[str]:
+    return [PY, str(ROOT / "sweep/main.py"), "-m", f"start={start}", f"end={end}",
+            f"data.options_dir={data / 'packed/options'}",
+            f"data.spot_glob='{data / 'packed/spot'}/{{symbol}}/**/*.parquet'",
+            f"data.calendar_csv={data / 'meta/expiry_calendar.csv'}", f"cache_dir={cache}",
+            f"hydra.sweep.dir={work / 'runs'}", "quiet=true", "sweep.resume=false", *extra]
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT / "bench/data/year"))
+    p.add_argument("--start", default="2023-01-02")
+    p.add_argument("--end", default="2023-12-29")
+    p.add_argument("--month-end", default="2023-01-31", help="end of the one-month run (from --start)")
+    p.add_argument("--out", default=str(ROOT / "bench/RESULTS.md"))
+    args = p.parse_args(argv)
+    data, work = Path(args.data), ROOT / "bench/tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rows: list[tuple[str, str, str, str]] = []
+    log = lambda *a: print(*a, flush=True)  # noqa: E731
+
+    marker = data / "packed/SYNTHETIC.json"
+    if not marker.is_file() or json.loads(marker.read_text()).get("start") != args.start:
+        log(f"making a synthetic year in {data} ...")
+        gen = measure([PY, "-m", "core.synth", "--symbol", "BANKNIFTY", "--start", args.start, "--end", args.end,
+                       "--out", str(data), "--seed", "7"], ROOT)
+        rows.append(("synthetic year generated", f"{gen['wall']:.1f} s", "", f"{gen['peak_mb']:.0f} MB"))
+    manifest = json.loads(marker.read_text())
+
+    log("finding the files a run touches (and warming the page cache) ...")
+    files = touched_files(engine_cfg(data, args.start, args.end, None))
+    listing = work / "touched.json"
+    listing.write_text(json.dumps(files))
+    floor_code = ("import json, pyarrow.parquet as pq; "
+                  f"files = json.load(open({str(listing)!r})); "
+                  "n = sum(pq.read_table(f, columns=['timestamp', 'close', 'vol_delta'] if k == 'option' "
+                  "else ['timestamp', 'close']).num_rows for f, k in files); print(n)")
+    measure([PY, "-c", floor_code], ROOT)  # warm-up
+    floor = min((measure([PY, "-c", floor_code], ROOT) for _ in range(2)), key=lambda r: r["wall"])
+    n_rows = int(floor["stdout"].strip())
+    log(f"floor: {floor['wall']:.2f} s for {len(files)} files, {n_rows:,} rows")
+    rows.append(("raw-read floor (needed columns of the touched files)", f"{floor['wall']:.2f} s", "1.00x",
+                 f"{floor['peak_mb']:.0f} MB"))
+
+    cache = work / "cache"
+    cold = measure(single_run(engine_cfg(data, args.start, args.end, cache)), ROOT)
+    warm = measure(single_run(engine_cfg(data, args.start, args.end, cache)), ROOT)
+    for name, r, target in (("single run, cold (empty cache)", cold, 1.5), ("single run, warm (cache present)", warm, 0.25)):
+        info = json.loads(r["stdout"].strip().splitlines()[-1])
+        ratio = r["wall"] / floor["wall"]
+        rows.append((f"{name}; target <= {target}x floor", f"{r['wall']:.2f} s (engine {info['engine_wall']:.2f} s)",
+                     f"{ratio:.2f}x {'ok' if ratio <= target else 'MISSED'}", f"{r['peak_mb']:.0f} MB"))
+        log(name, f"{r['wall']:.2f} s", f"{ratio:.2f}x", info)
+
+    grid = ["signal.multiplier=1.5,2,2.5,3", "risk.target_pct=0.1,0.15,0.2", "risk.stop_pct=0.1,0.15,0.2"]
+    tracking = [f"tracking.uri=sqlite:///{work / 'mlflow.db'}", f"tracking.artifacts={work / 'mlartifacts'}"]
+    sweep = measure(sweep_cmd(data, args.start, args.end, cache, work, grid + tracking), ROOT)
+    rate = 36 / sweep["wall"]
+    rows.append(("36-combination sweep over the year, warm, end to end (Ray + MLflow); target <= 30 s",
+                 f"{sweep['wall']:.1f} s", f"{rate:.2f} combos/s {'ok' if sweep['wall'] <= 30 else 'MISSED'}",
+                 f"{sweep['peak_mb']:.0f} MB"))
+    log("sweep", f"{sweep['wall']:.1f} s")
+
+    ray_runs = {}
+    for cpus in (1, 2):
+        fresh = work / f"cache_ray{cpus}"
+        r = measure(sweep_cmd(data, args.start, args.end, fresh, work / f"ray{cpus}",
+                              ["tracking.enabled=false", f"ray.num_cpus={cpus}"]), ROOT)
+        ray_runs[cpus] = r
+        log(f"ray {cpus} worker(s), cold year", f"{r['wall']:.1f} s")
+    speedup = ray_runs[1]["wall"] / ray_runs[2]["wall"]
+    rows.append(("Ray, cold single-combination year, 1 worker", f"{ray_runs[1]['wall']:.1f} s", "",
+                 f"{ray_runs[1]['peak_mb']:.0f} MB"))
+    rows.append(("Ray, cold single-combination year, 2 workers; target >= 1.6x faster",
+                 f"{ray_runs[2]['wall']:.1f} s", f"{speedup:.2f}x {'ok' if speedup >= 1.6 else 'MISSED'}",
+                 f"{ray_runs[2]['peak_mb']:.0f} MB"))
+
+    month = measure(single_run(engine_cfg(data, args.start, args.month_end, cache)), ROOT)
+    year = warm
+    mem_ratio = year["peak_mb"] / month["peak_mb"]
+    rows.append(("single warm run, one month", f"{month['wall']:.2f} s", "", f"{month['peak_mb']:.0f} MB"))
+    rows.append(("peak memory one year / one month; target <= 1.3x", "", f"{mem_ratio:.2f}x "
+                 f"{'ok' if mem_ratio <= 1.3 else 'MISSED'}", f"{year['peak_mb']:.0f} / {month['peak_mb']:.0f} MB"))
+    peak_all = max(r["peak_mb"] for r in (cold, warm, sweep, *ray_runs.values(), month))
+    rows.append(("largest peak memory of all the above; target <= 1.5 GB", "", "ok" if peak_all <= 1536 else "MISSED",
+                 f"{peak_all:.0f} MB"))
+
+    uname = platform.uname()
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        "# atmburst benchmark results",
+        "",
+        f"Date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, "
+        f"machine {uname.machine} {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, Python {platform.python_version()}.",
+        f"Data: synthetic BANKNIFTY {manifest['start']}..{manifest['end']}: {manifest['trading_days']} trading days, "
+        f"{manifest['option_ticks']:,} option ticks; a run touches {len(files):,} files ({n_rows:,} rows).",
+        "Command: `python bench/run.py`. Page cache warm for every line; each line is its own process.",
+        "",
+        "| measurement | wall | ratio / result | peak memory |",
+        "| --- | --- | --- | --- |",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    log("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
