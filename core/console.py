@@ -40,3 +40,24 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
     if paths:
         lines.append(f"  outputs: {paths['trades'].parent}/  ({', '.join(p.name for p in paths.values())})")
     return "\n".join(lines)
+
+
+def format_stats(stats: dict, by_anchor=None) -> str:
+    """The statistics as an aligned table (and pnl by anchor hour, if given)."""
+    def fmt(v):
+        if v is None:
+            return "-"
+        return f"{v:,.2f}" if isinstance(v, float) else str(v)
+
+    rows = [(k.replace("_", " "), fmt(v)) for k, v in stats.items()]
+    width = max(len(k) for k, _ in rows)
+    half = (len(rows) + 1) // 2
+    lines = []
+    for i in range(half):
+        left = f"{rows[i][0]:<{width}} {rows[i][1]:>12}"
+        right = f"{rows[i + half][0]:<{width}} {rows[i + half][1]:>12}" if i + half < len(rows) else ""
+        lines.append(f"  {left}    {right}".rstrip())
+    if by_anchor is not None and len(by_anchor):
+        lines.append("  by anchor: " + "  ".join(f"{a[:5]} {r.total_pnl_pts:+.1f} ({int(r.trades)})"
+                                            for a, r in by_anchor.iterrows()))
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,10 +216,12 @@ def _add_outside_session(health: Health, part, what: str) -> None:
     health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
 
 
-def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None) -> Iterator[DayMarket]:
+def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Iterator[DayMarket]:
     """Each trading day's market in date order, loading one expiry's files at a time.
 
-    ``threads``: tick files read at once (default: up to 4, one per core).
+    ``threads``: tick files read at once (default: up to 4, one per core); ``progress(done, total)``
+    is told after each group of days.
     """
     loader = _FileLoader(cfg, health, threads)
     spot = _Spot(cfg, loader)
@@ -233,7 +235,11 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None)
     for d in spot_days:
         groups.setdefault(nearest_expiry(expiries, day_date(d)), []).append(d)
 
+    done_days = 0
     for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
+        done_days += len(groups[expiry])
+        if progress:
+            progress(done_days, len(spot_days))
         plans = []
         spot_by_day = spot.load_days(groups[expiry])
         for d in groups[expiry]:
@@ -419,12 +425,14 @@ def evaluate_markets(markets: Iterable[DayMarket], strategy: Strategy, symbol: s
     return records, health
 
 
-def run_backtest(config, base_dir: str | Path | None = None) -> BacktestResult:
-    """Run one backtest. ``config``: a dict or OmegaConf with the keys of SPEC 9 (or a RunConfig)."""
+def run_backtest(config, base_dir: str | Path | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Run one backtest. ``config``: a dict or OmegaConf with the keys of SPEC 9 (or a RunConfig);
+    ``progress(days done, days)`` is told as the run goes."""
     started = time.perf_counter()
     cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)
     health = Health()
     records: list[dict] = []
-    for market in iter_day_markets(cfg, health):
+    for market in iter_day_markets(cfg, health, progress=progress):
         records.extend(evaluate_day(market, cfg.strategy, cfg.symbol, health))
     return results_from_records(records, health, cfg, time.perf_counter() - started)

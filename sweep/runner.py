@@ -17,23 +17,27 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from core import ConfigError, RunConfig, load_config
-from core.console import format_result
+from core.console import format_result, format_stats
 from core.engine import (BacktestResult, build_markets, evaluate_markets, results_from_records, run_backtest,
                          run_fingerprint)
 from core.health import Health
+from core.cache import atomic_write_bytes
 from core.outputs import write_json
-from core.stats import metrics_for_tracking, summary_stats
+from core.stats import breakdowns, metrics_for_tracking, summary_stats
+from sweep.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
-SHELL_KEYS = ("quiet", "tracking", "sweep", "ray")
+SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report")
 SHELL_DEFAULTS = {
     "quiet": False,
     "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts"},
     "sweep": {"chunk": "month", "resume": True},
     "ray": {"address": None, "num_cpus": None},
+    "report": {"enabled": True, "inspect": [], "metric": "total_pnl_pts"},
 }
 
 
@@ -128,14 +132,22 @@ class Finisher:
     def finished(self, keys: list[str]) -> dict[str, str]:
         return self.tracker.finished_combos(keys) if self.tracker else {}
 
-    def finish(self, job: Job, result: BacktestResult, fingerprint: str, key: str) -> dict:
+    def finish(self, job: Job, result: BacktestResult, fingerprint: str, key: str, full_report: bool = True) -> dict:
         paths = result.write()
         stats = summary_stats(result.trades)
+        tables = breakdowns(result.trades, result.config.strike_step)
         stem = paths["trades"].stem.replace("trades_", "")
-        stats_path = paths["trades"].parent / f"stats_{stem}.json"
-        write_json({"synthetic_data": result.synthetic, **stats}, stats_path)
-        config_path = paths["trades"].parent / f"config_{stem}.yaml"
-        config_path.write_text(yaml.safe_dump({**job.engine, **job.shell}, sort_keys=False))
+        folder = paths["trades"].parent
+        stats_path = folder / f"stats_{stem}.json"
+        write_json({"synthetic_data": result.synthetic, **stats,
+                    "breakdowns": {k: v.reset_index().to_dict(orient="records") for k, v in tables.items()}},
+                   stats_path)
+        config_path = folder / f"config_{stem}.yaml"
+        atomic_write_bytes(config_path, lambda fh: fh.write(yaml.safe_dump({**job.engine, **job.shell},
+                                                                          sort_keys=False).encode()))
+        extra = [stats_path, config_path]
+        if job.setting("report", "enabled") and full_report:
+            extra += write_report(job, result, folder, stem)
         metrics = metrics_for_tracking(stats)
         metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
         run_id = None
@@ -148,16 +160,41 @@ class Finisher:
                     "overrides": " ".join(job.overrides)[:5000]}
             name = self.label(job) if self.parent else f"{cfg.symbol} {cfg.start}..{cfg.end}"
             run_id = self.tracker.log_combo(self.parent, name[:250], flatten({**job.engine, **job.shell}), metrics,
-                                            tags, [paths["trades"], paths["summary"], paths["health"], stats_path,
-                                                   config_path])
+                                            tags, [paths["trades"], paths["summary"], paths["health"], *extra])
         if not self.quiet:
             print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.parent else ""),
                   flush=True)
+            if not self.parent:
+                print(format_stats(stats, tables.get("anchor")), flush=True)
+                report = next((p for p in extra if p.suffix == ".html"), None)
+                if report:
+                    print(f"  report: {report}", flush=True)
         return {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": run_id}
 
     def close(self, status: str = "FINISHED") -> None:
         if self.tracker and self.parent:
             self.tracker.end(self.parent, status)
+
+
+def write_report(job: Job, result: BacktestResult, folder: Path, stem: str) -> list[Path]:
+    """Charts (PNG) and the HTML report of one run; returns the files written."""
+    from core.report import inspect_ids, inspector_png, run_charts, run_report
+
+    trades = result.trades
+    images = run_charts(trades, result.summary, result.synthetic)
+    for trade_id in inspect_ids(trades, list(job.setting("report", "inspect") or [])):
+        png = inspector_png(result.config, trades, trade_id, result.synthetic)
+        if png:
+            images[f"trade_{trade_id}"] = png
+    written = []
+    for name, png in images.items():
+        path = folder / f"{name}_{stem}.png"
+        atomic_write_bytes(path, lambda fh, data=png: fh.write(data))
+        written.append(path)
+    page = run_report(result.config, trades, result.summary, result.health, result.synthetic, images)
+    report = folder / f"report_{stem}.html"
+    atomic_write_bytes(report, lambda fh: fh.write(page.encode()))
+    return [report, *written]
 
 
 def run_single(job: Job, base_dir: Path) -> dict:
@@ -166,7 +203,14 @@ def run_single(job: Job, base_dir: Path) -> dict:
         cfg = load_config(job.engine, base_dir)
     except ConfigError as exc:
         fail(f"config error: {exc}")
-    result = run_backtest(cfg)
+    bar = Progress(0, "days", quiet=bool(job.shell.get("quiet")))
+
+    def tell(done: int, total: int) -> None:
+        bar.total = max(total, 1)
+        bar.update(done)
+
+    result = run_backtest(cfg, progress=tell)
+    bar.close()
     finisher = Finisher([job], base_dir, sweep_name=None)
     out = finisher.finish(job, result, run_fingerprint(cfg) if finisher.tracker else "", combo_key(cfg, ""))
     if finisher.tracker and not finisher.quiet:
@@ -219,7 +263,53 @@ def _evaluate_chunk(markets, strategy, symbol):
     return evaluate_markets(markets, strategy, symbol)
 
 
-def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep") -> list[dict]:
+def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
+    """The sweep's comparison page (and the full report of its best combination)."""
+    from core.report import sweep_report
+
+    metric = jobs[0].setting("report", "metric")
+    rows = []
+    for job, result in zip(jobs, results):
+        if result and "metrics" in result:
+            params = dict(o.split("=", 1) for o in job.overrides if o.split("=", 1)[0] in finisher.swept)
+            rows.append({"combo": job.index, **params, **result["metrics"]})
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    for col in finisher.swept:
+        if col in frame:
+            numeric = pd.to_numeric(frame[col], errors="coerce")
+            if numeric.notna().all():
+                frame[col] = numeric
+    if metric not in frame:
+        fail(f"config key 'report.metric' names no metric ({metric}); choose one of: "
+             f"{', '.join(c for c in frame.columns if c not in finisher.swept and c != 'combo')}")
+    best = int(frame.sort_values(metric, ascending=False).iloc[0]["combo"])
+    best_i = next(i for i, j in enumerate(jobs) if j.index == best)
+    best_result = kept.get(best_i)
+    cols = ["combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate", "profit_factor",
+            "max_drawdown_pts", "daily_sharpe"]
+    cols += [metric] if metric not in cols else []
+    page = sweep_report(frame[[c for c in cols if c in frame]], [c for c in finisher.swept if c in frame], metric,
+                        best_result.trades["pnl_pts"].to_numpy() if best_result is not None else None,
+                        bool(best_result is not None and best_result.synthetic))
+    folder = sweep_dir or Path(results[best_i]["paths"]["trades"]).parent.parent
+    target = folder / "sweep_report.html"
+    atomic_write_bytes(target, lambda fh: fh.write(page.encode()))
+    written = [target]
+    if best_result is not None and jobs[best_i].setting("report", "enabled"):
+        paths = results[best_i]["paths"]
+        stem = Path(paths["trades"]).stem.replace("trades_", "")
+        extra = write_report(jobs[best_i], best_result, Path(paths["trades"]).parent, stem)
+        if finisher.tracker and results[best_i].get("mlflow_run_id"):
+            finisher.tracker.add_artifacts(results[best_i]["mlflow_run_id"], extra)
+    if finisher.tracker and finisher.parent:
+        finisher.tracker.add_artifacts(finisher.parent, written)
+    if not finisher.quiet:
+        print(f"  comparison page: {target}")
+
+
+def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_dir: Path | None = None) -> list[dict]:
     """Every combination of ``jobs``: validated first, then fanned out with Ray, then written and tracked."""
     started = time.perf_counter()
     cfgs = []
@@ -246,8 +336,11 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep") -> lis
                     print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
             else:
                 pending.append(i)
+        kept: dict[int, BacktestResult] = {}
         if pending:
-            _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started)
+            _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept)
+        if jobs[0].setting("report", "enabled"):
+            _comparison(jobs, results, kept, finisher, sweep_dir)
         status = "FINISHED"
     finally:
         finisher.close(status)
@@ -260,7 +353,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep") -> lis
     return results
 
 
-def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started) -> None:
+def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept) -> None:
     ray, owned = _init_ray(jobs[0])
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)
@@ -283,6 +376,9 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
             evals = [(i, evaluate.remote(markets_ref, cfgs[i].strategy, cfgs[i].symbol)) for i in members]
             in_flight.append((members, health_ref, evals))
 
+        bar = Progress(sum(len(groups[mk]) for mk, _ in units), "chunk evaluations",
+                       quiet=finisher.quiet)
+        evaluated, combos_done = 0, 0
         queue = list(units)
         while queue or in_flight:
             while queue and len(in_flight) < window:
@@ -291,13 +387,19 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
             market_health = ray.get(health_ref)
             for i, ref in evals:
                 recs, eval_health = ray.get(ref)
+                evaluated += 1
+                bar.update(evaluated, f"{combos_done}/{len(pending)} combinations done")
                 records[i].extend(recs)
                 health[i].merge(market_health)
                 health[i].merge(eval_health)
                 remaining[i] -= 1
                 if remaining[i] == 0:
+                    combos_done += 1
+                    bar.close()
                     result = results_from_records(records.pop(i), health[i], cfgs[i], time.perf_counter() - started)
-                    results[i] = finisher.finish(jobs[i], result, fingerprints[_market_key(cfgs[i])], keys[i])
+                    results[i] = finisher.finish(jobs[i], result, fingerprints[_market_key(cfgs[i])], keys[i],
+                                                 full_report=False)
+                    kept[i] = result
     finally:
         if owned:
             ray.shutdown()

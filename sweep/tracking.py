@@ -64,9 +64,10 @@ class Tracker:
 
     def __init__(self, settings: dict, base_dir: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter on the console
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
+
+        for name in ("mlflow", "alembic"):  # no store-migration chatter on the console
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)
         self.client = MlflowClient(tracking_uri=self.uri)
@@ -84,6 +85,10 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "atmburst.kind": "sweep"})
         self._log(run.info.run_id, params=params, metrics={}, tags={})
         return run.info.run_id
+
+    def add_artifacts(self, run_id: str, paths: list[Path]) -> None:
+        for path in paths:
+            self.client.log_artifact(run_id, str(path))
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status)

@@ -62,7 +62,7 @@ class AtmburstRayLauncher(Launcher):
             returns.append(ret)
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         cwd = Path(str(self.config.hydra.runtime.cwd))
-        results = run_sweep(jobs, cwd, sweep_name=f"sweep {sweep_dir}")
+        results = run_sweep(jobs, cwd, sweep_name=f"sweep {sweep_dir}", sweep_dir=sweep_dir.resolve())
         for ret, result in zip(returns, results):
             ret.status = JobStatus.COMPLETED
             ret.return_value = result
