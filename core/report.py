@@ -172,7 +172,8 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
         parts.append(f'<h2>Data health</h2><ul class="warn">{items}</ul>')
     else:
         parts.append("<h2>Data health</h2><p>No problems found in the data this run used.</p>")
-    parts.append("<h2>Statistics</h2>" + _table(pd.DataFrame({"value": {k: v for k, v in stats.items()}}), index=True))
+    listing = pd.DataFrame({"value": {k.replace("_", " "): _fmt(v) for k, v in stats.items()}}).rename_axis("statistic")
+    parts.append("<h2>Statistics</h2>" + _table(listing, index=True))
     for name, png in images.items():
         if not name.startswith("trade_"):
             parts.append(f"<h2>{html.escape(name.replace('_', ' ').capitalize())}</h2>{_img(png, name)}")

@@ -74,9 +74,12 @@ class Tracker:
         name = str(settings.get("experiment") or "atmburst")
         found = self.client.get_experiment_by_name(name)
         if found is None:
-            artifacts = settings.get("artifacts") or "./mlartifacts"
-            location = Path(artifacts) if Path(artifacts).is_absolute() else base_dir / artifacts
-            self.experiment_id = self.client.create_experiment(name, artifact_location=location.resolve().as_uri())
+            if self.uri.startswith(("http://", "https://")):
+                self.experiment_id = self.client.create_experiment(name)  # the server decides where artifacts go
+            else:
+                artifacts = settings.get("artifacts") or "./mlartifacts"
+                location = Path(artifacts) if Path(artifacts).is_absolute() else base_dir / artifacts
+                self.experiment_id = self.client.create_experiment(name, artifact_location=location.resolve().as_uri())
         else:
             self.experiment_id = found.experiment_id
         self.experiment = name

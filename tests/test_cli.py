@@ -95,7 +95,7 @@ def test_conf_defaults_equal_core_defaults():
     from omegaconf import OmegaConf
 
     composed = OmegaConf.to_container(cfg, resolve=False)
-    for shell_key in ("quiet", "tracking", "sweep", "ray", "results_dir"):
+    for shell_key in ("quiet", "tracking", "sweep", "ray", "report", "results_dir"):
         composed.pop(shell_key)
     expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
     assert composed == expected

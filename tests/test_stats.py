@@ -1,0 +1,70 @@
+"""Statistics formulas on a hand-computed trade list, and the report pages' content."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.report import bootstrap_mean_interval, sweep_report
+from core.stats import breakdowns, drawdown, summary_stats
+
+
+def trades_frame(pnl, dates):
+    n = len(pnl)
+    return pd.DataFrame({
+        "trade_date": [dt.date.fromisoformat(d) for d in dates], "pnl_pts": pnl,
+        "anchor": ["10:00:00", "11:00:00"] * (n // 2) + ["10:00:00"] * (n % 2),
+        "opt_type": ["CE"] * n, "exit_reason": ["stop"] * n, "strike": [47100] * n, "atm": [47000] * n,
+        "days_to_expiry": [2] * n,
+    })
+
+
+def test_summary_stats_by_hand():
+    t = trades_frame([10.0, -5.0, -5.0, 20.0, -10.0],
+                     ["2024-07-01", "2024-07-01", "2024-07-02", "2024-07-03", "2024-07-03"])
+    s = summary_stats(t)
+    assert s["trades"] == 5 and s["days_traded"] == 3
+    assert s["total_pnl_pts"] == 10.0 and s["mean_pnl_pts"] == 2.0 and s["median_pnl_pts"] == -5.0
+    assert s["win_rate"] == 0.4 and s["avg_win_pts"] == 15.0 and s["avg_loss_pts"] == pytest.approx(-20 / 3)
+    assert s["payoff_ratio"] == pytest.approx(15 / (20 / 3)) and s["profit_factor"] == 30 / 20
+    # equity 10, 5, 0, 20, 10: the largest fall is 10 -> 0 (trades 0 to 2), dates 2024-07-01 .. 07-02
+    assert s["max_drawdown_pts"] == 10.0
+    assert (s["max_drawdown_from"], s["max_drawdown_to"]) == ("2024-07-01", "2024-07-02")
+    assert s["longest_losing_streak"] == 2
+    daily = np.array([5.0, -5.0, 10.0])
+    assert s["daily_sharpe"] == pytest.approx(daily.mean() / daily.std(ddof=1) * math.sqrt(252))
+    assert s["daily_sortino"] == pytest.approx(daily.mean() / math.sqrt(25 / 3) * math.sqrt(252))
+
+
+def test_drawdown_from_the_start():
+    assert drawdown(np.array([-3.0, 1.0]))[0] == 3.0  # equity starts at 0: a first loss is a drawdown
+    assert drawdown(np.array([]))[0] == 0.0
+
+
+def test_no_losses_gives_null_ratios():
+    s = summary_stats(trades_frame([1.0, 2.0], ["2024-07-01", "2024-07-01"]))
+    assert s["profit_factor"] is None and s["payoff_ratio"] is None and s["daily_sharpe"] is None
+
+
+def test_breakdowns_by_strike_distance_and_expiry():
+    t = trades_frame([10.0, -5.0, 5.0], ["2024-07-01"] * 3)
+    b = breakdowns(t, step=100)
+    assert list(b["strike_distance"].index) == [1] and b["strike_distance"].loc[1, "trades"] == 3
+    assert b["anchor"].loc["10:00:00", "total_pnl_pts"] == 15.0
+    assert b["days_to_expiry"].loc[2, "win_rate"] == pytest.approx(2 / 3)
+
+
+def test_sweep_report_warns_when_edge_is_noise():
+    rows = pd.DataFrame({"combo": [0, 1], "signal.multiplier": [1.5, 2.0], "trades": [12, 12],
+                         "total_pnl_pts": [5.0, -3.0]})
+    page = sweep_report(rows, ["signal.multiplier"], "total_pnl_pts", np.array([5.0, -4.0, 4.0]), False)
+    assert "within noise" in page and "only 12 trades" in page and "spans zero" in page
+    strong = np.full(40, 3.0) + np.linspace(-0.1, 0.1, 40)
+    rows["trades"] = [40, 40]
+    page = sweep_report(rows, ["signal.multiplier"], "total_pnl_pts", strong, False)
+    assert "within noise" not in page
+    lo, hi = bootstrap_mean_interval(strong)
+    assert 2.9 < lo < hi < 3.1
