@@ -51,8 +51,9 @@ DEFAULTS: dict[str, Any] = {
         "min_burst_volume": 0,
         "trend_filter": True,
     },
-    "execution": {"entry_delay_secs": 1},
-    "delta": {"name": "fixed", "ATM": 0.50, "NEAR": 0.40},
+    "execution": {"entry_delay_secs": 1, "slippage": 0, "slippage_unit": "ticks", "lots": 1},
+    "delta": {"name": "fixed", "ATM": 0.50, "NEAR": 0.40, "rate": 0.065},
+    "costs": {"name": "nse_discount", "brokerage_per_order": 20, "brokerage_pct": 0, "brokerage_cap": 0},
     "risk": {
         "side": "sell",
         "target_pct": 0.15,
@@ -106,6 +107,8 @@ class Strategy:
     trail_activate_pct: float = 0.10
     max_hold_secs: int = 3600
     pnl_mode: str = "delta_proxy"
+    delta_model: str = "fixed"  # fixed | black_scholes
+    rate: float = 0.065  # risk-free rate for the Black-Scholes delta
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class RunConfig:
     expiry_kind: str
     strategy: Strategy
     raw: dict
+    costs: "CostSettings" = None
 
     def with_range(self, start: dt.date, end: dt.date) -> "RunConfig":
         """The same run over a sub-range of dates (used for date chunks)."""
@@ -269,8 +273,7 @@ def strategy_from(raw: dict) -> Strategy:
     pnl = raw["pnl_mode"]
     if not isinstance(pnl, Mapping) or "name" not in pnl:
         raise ConfigError("config key 'pnl_mode' must be delta_proxy or option_close (pnl_mode=option_close)")
-    delta_name = _choice(delta.get("name", "fixed"), "delta.name", ("fixed",))
-    del delta_name
+    delta_model = _choice(delta.get("name", "fixed"), "delta.name", ("fixed", "black_scholes"))
     side = risk["side"]
     if not isinstance(side, str) or side.strip().lower() not in SIDES:
         raise ConfigError(f"config key 'risk.side' must be one of sell, long, buy; got {side!r}")
@@ -290,6 +293,24 @@ def strategy_from(raw: dict) -> Strategy:
         trail_activate_pct=_num(risk["trail_activate_pct"], "risk.trail_activate_pct", allow_null=True),
         max_hold_secs=_int(risk["max_hold_secs"], "risk.max_hold_secs", 0),
         pnl_mode=_choice(pnl["name"], "pnl_mode", PNL_MODES),
+        delta_model=delta_model,
+        rate=_num(delta.get("rate", 0.065), "delta.rate", allow_null=True, upper=1.0),
+    )
+
+
+def costs_from(raw: dict):
+    """The validated sizing, slippage and charge settings of a merged config."""
+    from .costs import CostSettings
+
+    costs, execution = raw["costs"], raw["execution"]
+    return CostSettings(
+        name=_choice(costs.get("name", "nse_discount"), "costs.name", ("nse_discount", "none")),
+        brokerage_per_order=_num(costs["brokerage_per_order"], "costs.brokerage_per_order", allow_null=True),
+        brokerage_pct=_num(costs["brokerage_pct"], "costs.brokerage_pct", allow_null=True, upper=100.0),
+        brokerage_cap=_num(costs["brokerage_cap"], "costs.brokerage_cap", allow_null=True),
+        lots=_int(execution["lots"], "execution.lots", 1),
+        slippage=_num(execution["slippage"], "execution.slippage", allow_null=True),
+        slippage_unit=_choice(execution["slippage_unit"], "execution.slippage_unit", ("ticks", "pct")),
     )
 
 
@@ -365,6 +386,7 @@ def load_config(config: Any, base_dir: str | Path | None = None, *, check_paths:
         expiry_kind=_choice(routing["expiry_kind"], "routing.expiry_kind", EXPIRY_KINDS),
         strategy=strategy_from(raw),
         raw=raw,
+        costs=costs_from(raw),
     )
     if check_paths:
         if not cfg.options_dir.is_dir():

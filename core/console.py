@@ -29,6 +29,10 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
         f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  wall {h['wall_seconds']:.2f} s",
     ]
+    money = result.trades[["gross_inr", "charges_inr", "net_inr"]] if "net_inr" in result.trades else None
+    if money is not None and len(money) and not money.isna().any().any():
+        lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money.gross_inr.sum():,.2f}  "
+                     f"charges Rs {money.charges_inr.sum():,.2f}  net Rs {money.net_inr.sum():,.2f}")
     problems = {k: v for k, v in result.health["problems"].items() if v}
     if problems:
         lines.append("  data health: " + ", ".join(f"{k} {v}" for k, v in problems.items())

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import bs
 from .cache import TickCache
+from .costs import trade_costs
 from .config import RunConfig, Strategy, clock_label, load_config
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        series_path, spot_files)
@@ -338,6 +340,25 @@ def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]
         d += dt.timedelta(days=1)
 
 
+EXPIRY_CLOSE_SEC = 15 * 3600 + 30 * 60  # options expire at 15:30 IST
+YEAR_SECONDS = 365.0 * 86_400
+
+
+def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_opt: float, entry_spot: float,
+                         strategy: Strategy, fallback: float, health: Health | None) -> float:
+    """|delta| of the option at entry from its implied volatility; ``fallback`` when none fits."""
+    expiry_utc = (day_number(market.expiry) * 86_400 + EXPIRY_CLOSE_SEC - IST_OFFSET_S)
+    years = (expiry_utc - market.utc_us(entry) / 1e6) / YEAR_SECONDS
+    is_call = cand.opt_type == "CE"
+    sigma = float(bs.implied_vol(entry_opt, entry_spot, cand.strike, years, strategy.rate, is_call))
+    if not math.isfinite(sigma):
+        if health is not None:
+            health.add("iv_fallback", 1, f"{market.trade_date} {cand.opt_type} {cand.strike} at {entry_opt}: "
+                       f"no volatility fits (fixed delta {fallback} used)")
+        return fallback
+    return abs(float(bs.delta(entry_spot, cand.strike, years, sigma, strategy.rate, is_call)))
+
+
 def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> list[dict]:
     """Trades of one day under ``strategy``: at most one per window (SPEC 4-7)."""
     out = []
@@ -357,6 +378,8 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
             continue
         entry_spot = float(market.spot[entry])
         delta_used = strategy.delta_atm if cand.strike == w.atm else strategy.delta_near
+        if strategy.delta_model == "black_scholes":
+            delta_used = _black_scholes_delta(market, entry, cand, entry_opt, entry_spot, strategy, delta_used, health)
         direction = 1 if cand.opt_type == "CE" else -1
         last = min(entry + strategy.max_hold_secs, w.end - 1)
         ex = simulate_exit(market.spot, cand.series, entry, last, entry_spot, entry_opt, delta_used,
@@ -393,7 +416,10 @@ def is_synthetic(cfg: RunConfig) -> bool:
 
 
 def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float) -> BacktestResult:
-    trades = trades_table(records)
+    """Trades (with their costs), daily summary and health as a BacktestResult."""
+    trades, problems = trade_costs(trades_table(records), cfg.costs, cfg.symbol)
+    for message in problems:
+        health.add("no_cost_data", 1, message)
     summary = summary_table(trades)
     return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health.as_dict(),
                           wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary,

@@ -28,6 +28,8 @@ PROBLEMS: dict[str, str] = {
     "no_candidates": "hour windows where no candidate series had data (skipped)",
     "no_option_price": "signals whose option had no price at the entry bar (no trade)",
     "cache_rebuilt": "per-second cache entries that were unreadable and rebuilt",
+    "no_cost_data": "trades whose lot size or charge rate is not in the tables (costs left empty)",
+    "iv_fallback": "entries where no implied volatility fits the premium (fixed delta used)",
 }
 
 # Facts worth knowing that are not problems with the data.

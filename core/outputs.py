@@ -44,10 +44,21 @@ SUMMARY_SCHEMA = pa.schema([
     ("pnl_pts", pa.float64()),
     ("avg_pnl", pa.float64()),
     ("std_pnl", pa.float64()),
+    # daily sums of the money columns (null when a day's costs are unknown)
+    ("gross_inr", pa.float64()),
+    ("charges_inr", pa.float64()),
+    ("net_inr", pa.float64()),
+    ("net_pts", pa.float64()),
 ])
+MONEY_SUMS = ("gross_inr", "charges_inr", "net_inr", "net_pts")
 
 
 def trades_table(records: list[dict]) -> pa.Table:
+    """Trade records as a table sorted by entry_ts (then anchor, symbol: deterministic)."""
+    return _sorted_trades(records)
+
+
+def _sorted_trades(records: list[dict]) -> pa.Table:
     """Trade records as a table sorted by entry_ts (then anchor, symbol: deterministic)."""
     columns = {f.name: [r[f.name] for r in records] for f in TRADE_SCHEMA}
     table = pa.Table.from_pydict(columns, schema=TRADE_SCHEMA)
@@ -62,11 +73,14 @@ def summary_table(trades: pa.Table) -> pa.Table:
         return SUMMARY_SCHEMA.empty_table()
     dates = trades.column("trade_date").cast(pa.int32()).to_numpy()
     pnl = trades.column("pnl_pts").to_numpy()
+    money = {k: (trades.column(k).to_numpy(zero_copy_only=False) if k in trades.column_names
+                 else np.full(len(pnl), np.nan)) for k in MONEY_SUMS}
     order = np.argsort(dates, kind="stable")
     dates, pnl = dates[order], pnl[order]
+    money = {k: np.asarray(v, float)[order] for k, v in money.items()}
     starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
     ends = np.r_[starts[1:], len(dates)]
-    rows = {"trade_date": [], "n_trades": [], "pnl_pts": [], "avg_pnl": [], "std_pnl": []}
+    rows = {name: [] for name in SUMMARY_SCHEMA.names}
     for a, b in zip(starts, ends):
         chunk = pnl[a:b]
         rows["trade_date"].append(int(dates[a]))
@@ -74,6 +88,9 @@ def summary_table(trades: pa.Table) -> pa.Table:
         rows["pnl_pts"].append(float(chunk.sum()))
         rows["avg_pnl"].append(float(chunk.mean()))
         rows["std_pnl"].append(float(chunk.std(ddof=1)) if b - a > 1 else None)
+        for k, values in money.items():
+            part = values[a:b]
+            rows[k].append(None if np.isnan(part).any() else float(part.sum()))
     arrays = [pa.array(rows["trade_date"], pa.int32()).cast(pa.date32())] + [
         pa.array(rows[f.name], f.type) for f in list(SUMMARY_SCHEMA)[1:]
     ]

@@ -162,7 +162,8 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
     cards = [("trades", stats["trades"]), ("days traded", stats["days_traded"]),
              ("total pnl (pts)", stats["total_pnl_pts"]), ("mean pnl (pts)", stats["mean_pnl_pts"]),
              ("win rate", f"{100 * stats['win_rate']:.1f}%"), ("profit factor", stats["profit_factor"]),
-             ("max drawdown (pts)", stats["max_drawdown_pts"]), ("daily Sharpe", stats["daily_sharpe"])]
+             ("max drawdown (pts)", stats["max_drawdown_pts"]), ("daily Sharpe", stats["daily_sharpe"]),
+             ("gross (Rs)", stats["gross_inr"]), ("charges (Rs)", stats["charges_inr"]), ("net (Rs)", stats["net_inr"])]
     parts.append('<div class="cards">' + "".join(f'<div class="card">{html.escape(k)}<b>{_fmt(v)}</b></div>'
                                                  for k, v in cards) + "</div>")
     problems = {k: v for k, v in health.get("problems", {}).items() if v}

@@ -67,6 +67,27 @@ def summary_stats(trades: pd.DataFrame) -> dict:
         "longest_losing_streak": longest_losing_streak(pnl),
         "daily_sharpe": _finite(float(daily.mean()) / daily_sd * ann) if len(daily) > 1 and daily_sd > 0 else None,
         "daily_sortino": _finite(float(daily.mean()) / downside * ann) if len(daily) and downside > 0 else None,
+        **money_stats(trades),
+    }
+
+
+def money_stats(trades: pd.DataFrame) -> dict:
+    """Gross and net side by side, in rupees and in points after slippage and charges (None when
+    any trade could not be costed, e.g. a date outside the charge tables)."""
+    names = ("gross_inr", "charges_inr", "net_inr", "net_pts")
+    if not len(trades) or any(n not in trades for n in names) or trades[list(names)].isna().any().any():
+        return {"gross_inr": None, "charges_inr": None, "net_inr": None, "total_net_pts": None,
+                "mean_net_pts": None, "net_win_rate": None, "net_profit_factor": None}
+    net = trades["net_pts"].to_numpy(dtype=float)
+    wins, losses = net[net > 0].sum(), -net[net < 0].sum()
+    return {
+        "gross_inr": float(trades["gross_inr"].sum()),
+        "charges_inr": float(trades["charges_inr"].sum()),
+        "net_inr": float(trades["net_inr"].sum()),
+        "total_net_pts": float(net.sum()),
+        "mean_net_pts": float(net.mean()),
+        "net_win_rate": float((net > 0).mean()),
+        "net_profit_factor": _finite(wins / losses) if losses > 0 else None,
     }
 
 

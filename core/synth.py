@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.special import ndtr
 
+from .bs import price as bs_price
 from .cache import atomic_write_bytes
 from .calendar import build_calendar
 from .holidays import nse_trading_days
@@ -137,17 +137,6 @@ def spot_paths(symbol: str, days: list[dt.date], seed: int, model: Model) -> tup
     return out, vols
 
 
-def black_scholes(spot, strike, years, sigma, rate, is_call):
-    """European option value (vectorised)."""
-    sq = sigma * np.sqrt(years)
-    d1 = (np.log(spot / strike) + (rate + 0.5 * sigma * sigma) * years) / sq
-    d2 = d1 - sq
-    disc = strike * np.exp(-rate * years)
-    call = spot * ndtr(d1) - disc * ndtr(d2)
-    put = disc * ndtr(-d2) - spot * ndtr(-d1)
-    return np.where(is_call, call, put)
-
-
 def implied_sigma(model: Model, level: float, spot, strike, years):
     """The smile and term structure: ATM level, skew and curvature in k = ln(K/F)."""
     fwd = spot * np.exp(model.rate * years)
@@ -159,7 +148,7 @@ def implied_sigma(model: Model, level: float, spot, strike, years):
 
 def model_price(model: Model, level, spot, strike, years, is_call):
     """Black-Scholes value under the model's smile (before spread and tick rounding)."""
-    return black_scholes(spot, strike, years, implied_sigma(model, level, spot, strike, years), model.rate, is_call)
+    return bs_price(spot, strike, years, implied_sigma(model, level, spot, strike, years), model.rate, is_call)
 
 
 def to_tick(price: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 from core.config import DEFAULTS
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("signal", "risk", "delta", "pnl_mode")
+GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs")
 
 
 def _known(path: list[str], tree: dict) -> bool:

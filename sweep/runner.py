@@ -97,7 +97,7 @@ def date_chunks(start: dt.date, end: dt.date, how) -> list[tuple[dt.date, dt.dat
 
 def _market_key(cfg: RunConfig) -> str:
     raw = {k: v for k, v in cfg.raw.items() if k not in ("signal", "risk", "delta", "pnl_mode", "execution",
-                                                         "results_dir")}
+                                                         "costs", "results_dir")}
     return json.dumps(raw, sort_keys=True, default=str)
 
 

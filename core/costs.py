@@ -1,0 +1,142 @@
+"""Money: lot sizes, slippage and dated Indian charges, per trade and per leg.
+
+The SPEC trade (entry, exit, pnl_pts) is decided on marks without costs; this step prices its
+two fills and charges. Slippage moves each fill against the trade: a sell fills lower, a buy
+higher, by `execution.slippage` ticks (0.05) or percent of premium; a sell never fills below
+0.05. Charges use the rates in force on the trade date (``meta/charges.csv``, with sources):
+STT on the sell leg's premium, exchange transaction charges and the SEBI fee on premium
+turnover, stamp duty on the buy leg, GST on brokerage + exchange + SEBI, and brokerage per
+executed order (flat, or a percentage with an optional cap). Each charge is rounded half up to
+the paisa per trade. With `costs=none` and no slippage, `net_pts` equals `pnl_pts` exactly.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .lots import lot_size
+
+CHARGES_CSV = Path(__file__).resolve().parents[1] / "meta" / "charges.csv"
+TICK = 0.05
+CHARGE_KINDS = ("brokerage", "stt", "exchange", "sebi", "stamp", "gst")
+COST_FIELDS = [
+    ("lot_size", pa.int64()), ("qty", pa.int64()), ("entry_fill", pa.float64()), ("exit_fill", pa.float64()),
+    ("gross_pts", pa.float64()), ("gross_inr", pa.float64()),
+    *[(f"{k}_inr", pa.float64()) for k in CHARGE_KINDS],
+    ("charges_inr", pa.float64()), ("net_inr", pa.float64()), ("net_pts", pa.float64()),
+]
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """How trades are sized and charged (config groups ``costs`` and keys ``execution.*``)."""
+
+    name: str = "nse_discount"  # nse_discount | none
+    brokerage_per_order: float = 20.0
+    brokerage_pct: float = 0.0  # of the order's premium turnover, instead of the flat fee when > 0
+    brokerage_cap: float = 0.0  # cap per order for the percentage (0: none)
+    lots: int = 1
+    slippage: float = 0.0
+    slippage_unit: str = "ticks"  # ticks | pct
+
+
+@functools.lru_cache(maxsize=4)
+def charge_table(path: str = str(CHARGES_CSV)) -> dict[str, list[tuple[dt.date, dt.date | None, float]]]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    out: dict[str, list] = {}
+    for row in frame.itertuples(index=False):
+        to = dt.date.fromisoformat(row.To) if row.To else None
+        out.setdefault(row.Charge, []).append((dt.date.fromisoformat(row.From), to, float(row.Rate)))
+    return out
+
+
+def rate(charge: str, day: dt.date) -> float:
+    """The rate of ``charge`` in force on ``day``; ValueError naming the date when none is."""
+    for start, end, value in charge_table().get(charge, []):
+        if start <= day and (end is None or day <= end):
+            return value
+    raise ValueError(f"no {charge} rate in {CHARGES_CSV.name} for {day}; add the period with its source")
+
+
+def paisa(x: np.ndarray) -> np.ndarray:
+    """Rounded half up to 0.01 (with a guard against binary representation just below a half)."""
+    return np.floor(np.asarray(x, float) * 100.0 + 0.5 + 1e-9) / 100.0
+
+
+def slipped(price: np.ndarray, selling: np.ndarray, settings: CostSettings) -> np.ndarray:
+    """Fill prices: against the trade by the slippage; a sell never below 0.05."""
+    if not settings.slippage:
+        return price
+    amount = settings.slippage * TICK if settings.slippage_unit == "ticks" else price * settings.slippage / 100.0
+    return np.where(selling, np.maximum(TICK, price - amount), price + amount)
+
+
+def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[pa.Table, list[str]]:
+    """``trades`` with the cost columns appended, and a message per trade that could not be costed.
+
+    A trade whose lot size or charge rate is unknown keeps its SPEC columns and gets null costs.
+    """
+    n = trades.num_rows
+    cols: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name, _ in COST_FIELDS}
+    problems: list[str] = []
+    if n:
+        dates = trades.column("trade_date").to_pylist()
+        expiries = trades.column("expiry").to_pylist()
+        side_sell = np.array([s == "sell" for s in trades.column("side").to_pylist()])
+        entry = trades.column("entry_opt").to_numpy()
+        exit_ = trades.column("exit_opt").to_numpy()
+        entry_fill = slipped(entry, side_sell, settings)  # a short sells at entry
+        exit_fill = slipped(exit_, ~side_sell, settings)  # ... and buys back at exit
+        sell_px = np.where(side_sell, entry_fill, exit_fill)
+        buy_px = np.where(side_sell, exit_fill, entry_fill)
+        cols["entry_fill"], cols["exit_fill"] = entry_fill, exit_fill
+        cols["gross_pts"] = sell_px - buy_px
+        for i, (day, expiry) in enumerate(zip(dates, expiries)):
+            try:
+                lots = lot_size(symbol, expiry)
+                rates = {k: rate(k, day) for k in ("stt", "exchange", "sebi", "stamp", "gst")} \
+                    if settings.name != "none" else dict.fromkeys(("stt", "exchange", "sebi", "stamp", "gst"), 0.0)
+            except ValueError as exc:
+                problems.append(f"{symbol} trade on {day}: {exc}; its costs are left empty")
+                continue
+            qty = lots * settings.lots
+            sell_value, buy_value = sell_px[i] * qty, buy_px[i] * qty
+            if settings.name == "none":
+                brokerage = 0.0
+            elif settings.brokerage_pct > 0:
+                per = [v * settings.brokerage_pct / 100.0 for v in (sell_value, buy_value)]
+                if settings.brokerage_cap > 0:
+                    per = [min(p, settings.brokerage_cap) for p in per]
+                brokerage = float(paisa(sum(per)))
+            else:
+                brokerage = 2 * settings.brokerage_per_order
+            stt = float(paisa(rates["stt"] * sell_value))
+            exchange = float(paisa(rates["exchange"] * (sell_value + buy_value)))
+            sebi = float(paisa(rates["sebi"] * (sell_value + buy_value)))
+            stamp = float(paisa(rates["stamp"] * buy_value))
+            gst = float(paisa(rates["gst"] * (brokerage + exchange + sebi)))
+            charges = brokerage + stt + exchange + sebi + stamp + gst
+            gross = cols["gross_pts"][i] * qty
+            cols["lot_size"][i], cols["qty"][i] = lots, qty
+            cols["gross_inr"][i] = gross
+            for name, value in zip(CHARGE_KINDS, (brokerage, stt, exchange, sebi, stamp, gst)):
+                cols[f"{name}_inr"][i] = value
+            cols["charges_inr"][i] = charges
+            cols["net_inr"][i] = gross - charges
+            cols["net_pts"][i] = cols["gross_pts"][i] - charges / qty
+    out = trades
+    for name, typ in COST_FIELDS:
+        values = cols[name]
+        mask = np.isnan(values)
+        if typ == pa.int64():
+            arr = pa.array(np.where(mask, 0, values).astype(np.int64), typ, mask=mask)
+        else:
+            arr = pa.array(values, typ, mask=mask)
+        out = out.append_column(pa.field(name, typ), arr)
+    return out, problems
