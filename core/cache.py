@@ -110,10 +110,12 @@ def decode_entry(data: bytes, day: int) -> Seconds:
 class TickCache:
     """Loads tick files as per-day per-second aggregates, through the cache when it has one."""
 
-    def __init__(self, cache_dir: Path | None, naive_timezone: str, warn: Callable[[str], None] | None = None):
+    def __init__(self, cache_dir: Path | None, naive_timezone: str, warn: Callable[[str], None] | None = None,
+                 use_threads: bool = True):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.naive_timezone = naive_timezone
         self.warn = warn or (lambda message: None)
+        self.use_threads = use_threads  # let pyarrow decode a file on several threads
 
     def _folder(self, key: str) -> Path:
         return self.cache_dir / key[:2] / key
@@ -144,7 +146,7 @@ class TickCache:
         if cache_only:
             return None
         try:
-            rows = load_rows(path, kind, self.naive_timezone)
+            rows = load_rows(path, kind, self.naive_timezone, self.use_threads)
         except TickFileError as exc:
             if key is not None:
                 self._write_json(self._folder(key) / "index.json", {"error": {"kind": exc.kind, "message": str(exc)}})

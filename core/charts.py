@@ -110,7 +110,7 @@ def trade_inspector(trade: pd.Series, bars: np.ndarray, times: pd.DatetimeIndex,
     top.legend(fontsize=7, loc="best")
     _title(top, f"Trade {trade.name}: {trade['side']} {trade['opt_type']} {trade['strike']} on {trade['trade_date']} "
                 f"{trade['anchor'][:5]}, pnl {trade['pnl_pts']:.2f} pts", synthetic)
-    bottom.bar(x, volume, width=1 / 86_400, color=GREY, alpha=0.5, label="volume per second")
+    bottom.fill_between(x, volume, step="mid", color=GREY, alpha=0.5, lw=0, label="volume per second")
     bottom.plot(x, burst, color=BLUE, lw=1, label="burst volume B(s)")
     bottom.plot(x, threshold, color=RED, lw=1, ls="--", label="threshold multiplier x base(s)")
     bottom.set_ylabel("option volume")

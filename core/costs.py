@@ -56,6 +56,7 @@ def charge_table(path: str = str(CHARGES_CSV)) -> dict[str, list[tuple[dt.date, 
     return out
 
 
+@functools.lru_cache(maxsize=65536)
 def rate(charge: str, day: dt.date) -> float:
     """The rate of ``charge`` in force on ``day``; ValueError naming the date when none is."""
     for start, end, value in charge_table().get(charge, []):

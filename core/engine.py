@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import bs
 from .cache import TickCache
 from .costs import trade_costs
 from .config import RunConfig, Strategy, clock_label, load_config
@@ -113,9 +112,9 @@ class _FileLoader:
 
     def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
         self.health = health
-        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._rebuilt)
-        self.failed: set[str] = set()
         self.threads = threads or min(4, os.cpu_count() or 1)
+        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._rebuilt, use_threads=self.threads > 1)
+        self.failed: set[str] = set()
         self._warnings: list[str] = []
 
     def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
@@ -347,6 +346,7 @@ YEAR_SECONDS = 365.0 * 86_400
 def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_opt: float, entry_spot: float,
                          strategy: Strategy, fallback: float, health: Health | None) -> float:
     """|delta| of the option at entry from its implied volatility; ``fallback`` when none fits."""
+    from . import bs  # scipy is imported only when this delta model is used
     expiry_utc = (day_number(market.expiry) * 86_400 + EXPIRY_CLOSE_SEC - IST_OFFSET_S)
     years = (expiry_utc - market.utc_us(entry) / 1e6) / YEAR_SECONDS
     is_call = cand.opt_type == "CE"

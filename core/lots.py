@@ -24,6 +24,7 @@ def lot_table(path: str = str(LOT_SIZES_CSV)) -> dict[str, list[tuple[dt.date, i
     return {k: sorted(v) for k, v in out.items()}
 
 
+@functools.lru_cache(maxsize=4096)
 def lot_size(symbol: str, expiry: dt.date) -> int:
     """Lot size of ``symbol`` contracts expiring on ``expiry``; ValueError if the table has none."""
     rows = lot_table().get(symbol.upper())

@@ -70,7 +70,7 @@ class TickRows:
         return slice(lo, hi)
 
 
-def read_tick_table(path: str, columns: tuple[str, ...]) -> pa.Table:
+def read_tick_table(path: str, columns: tuple[str, ...], use_threads: bool = True) -> pa.Table:
     """Read just ``columns`` of a parquet file; errors become TickFileError."""
     try:
         schema = pq.read_schema(path)
@@ -84,7 +84,7 @@ def read_tick_table(path: str, columns: tuple[str, ...]) -> pa.Table:
             "rename the column in the file or re-export it",
         )
     try:
-        return pq.read_table(path, columns=list(columns))
+        return pq.read_table(path, columns=list(columns), use_threads=use_threads)
     except Exception as exc:
         raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
 
@@ -290,10 +290,10 @@ def merge_seconds(parts: list[Seconds]) -> Seconds:
     return Seconds(uniq, vol, tks, out_close, out_ns, counts)
 
 
-def load_rows(path: str, kind: str, naive_timezone: str) -> TickRows:
+def load_rows(path: str, kind: str, naive_timezone: str, use_threads: bool = True) -> TickRows:
     """Read one tick file (``kind`` 'option' or 'spot') and put its rows in IST time order."""
     columns = OPTION_COLUMNS if kind == "option" else SPOT_COLUMNS
-    table = read_tick_table(path, columns)
+    table = read_tick_table(path, columns, use_threads)
     try:
         return prepare_rows(table, naive_timezone, has_volume=(kind == "option"))
     except TickFileError as exc:

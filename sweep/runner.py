@@ -35,7 +35,7 @@ SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report")
 SHELL_DEFAULTS = {
     "quiet": False,
     "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts"},
-    "sweep": {"chunk": "month", "resume": True},
+    "sweep": {"chunk": "month", "resume": True, "batch": None},
     "ray": {"address": None, "num_cpus": None},
     "report": {"enabled": True, "inspect": [], "metric": "total_pnl_pts"},
 }
@@ -259,8 +259,9 @@ def _build_chunk(cfg: RunConfig):
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
-def _evaluate_chunk(markets, strategy, symbol):
-    return evaluate_markets(markets, strategy, symbol)
+def _evaluate_chunk(markets, strategies, symbol):
+    """Each (symbol, chunk, combination) unit of a batch: one deserialised market, several strategies."""
+    return [evaluate_markets(markets, strategy, symbol) for strategy in strategies]
 
 
 def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
@@ -337,24 +338,29 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
             else:
                 pending.append(i)
         kept: dict[int, BacktestResult] = {}
+        timing = {}
         if pending:
-            _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept)
+            timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept)
         if jobs[0].setting("report", "enabled"):
             _comparison(jobs, results, kept, finisher, sweep_dir)
         status = "FINISHED"
     finally:
         finisher.close(status)
+    parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in timing.items())
+    print(f"sweep: {len(jobs)} combinations ({len(jobs) - len(pending)} already done) in "
+          f"{time.perf_counter() - started:.1f} s{' (' + parts[2:] + ')' if parts else ''}", flush=True)
     if not finisher.quiet:
-        print(f"sweep: {len(jobs)} combinations ({len(jobs) - len(pending)} already done) in "
-              f"{time.perf_counter() - started:.1f} s")
         if finisher.tracker:
             print(f"  compare them: mlflow ui --backend-store-uri {finisher.tracker.uri} "
                   f"(then open http://127.0.0.1:5000, experiment '{finisher.tracker.experiment}')")
     return results
 
 
-def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept) -> None:
+def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept) -> dict:
+    """Run the pending combinations with Ray; returns timings {ray_start, tasks} in seconds."""
+    t0 = time.perf_counter()
     ray, owned = _init_ray(jobs[0])
+    t1 = time.perf_counter()
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)
         evaluate = ray.remote(_evaluate_chunk)
@@ -369,11 +375,20 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
         window = 2 * max(1, int(ray.available_resources().get("CPU", 1)))
         in_flight: list[tuple] = []
 
+        cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+
         def submit(unit):
             mk, (a, b) = unit
             members = groups[mk]
             markets_ref, health_ref = build.remote(cfgs[members[0]].with_range(a, b))
-            evals = [(i, evaluate.remote(markets_ref, cfgs[i].strategy, cfgs[i].symbol)) for i in members]
+            # Units are batched so that a chunk's market is deserialised once per task, not once per
+            # combination, with about two tasks per CPU for each chunk.
+            size = jobs[0].setting("sweep", "batch") or max(1, -(-len(members) // (2 * cpus)))
+            evals = []
+            for k in range(0, len(members), size):
+                batch = members[k:k + size]
+                evals.append((batch, evaluate.remote(markets_ref, [cfgs[i].strategy for i in batch],
+                                                     cfgs[batch[0]].symbol)))
             in_flight.append((members, health_ref, evals))
 
         bar = Progress(sum(len(groups[mk]) for mk, _ in units), "chunk evaluations",
@@ -385,8 +400,8 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
                 submit(queue.pop(0))
             members, health_ref, evals = in_flight.pop(0)
             market_health = ray.get(health_ref)
-            for i, ref in evals:
-                recs, eval_health = ray.get(ref)
+            unit_results = [(i, out) for batch, ref in evals for i, out in zip(batch, ray.get(ref))]
+            for i, (recs, eval_health) in unit_results:
                 evaluated += 1
                 bar.update(evaluated, f"{combos_done}/{len(pending)} combinations done")
                 records[i].extend(recs)
@@ -400,6 +415,8 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
                     results[i] = finisher.finish(jobs[i], result, fingerprints[_market_key(cfgs[i])], keys[i],
                                                  full_report=False)
                     kept[i] = result
+        bar.close()
+        return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1}
     finally:
         if owned:
             ray.shutdown()
