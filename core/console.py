@@ -35,8 +35,11 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
                      f"charges Rs {money.charges_inr.sum():,.2f}  net Rs {money.net_inr.sum():,.2f}")
     problems = {k: v for k, v in result.health["problems"].items() if v}
     if problems:
-        lines.append("  data health: " + ", ".join(f"{k} {v}" for k, v in problems.items())
-                     + "  (details in the health json)")
+        explain, examples = result.health.get("explain", {}), result.health.get("messages", {})
+        lines.append("  data health (details in the health json):")
+        for kind, n in problems.items():
+            example = (examples.get(kind) or [""])[0]
+            lines.append(f"    {n} {explain.get(kind, kind)}" + (f"; e.g. {example}" if example else ""))
     else:
         lines.append("  data health: no problems")
     for w in result.health.get("warnings", []):
