@@ -89,7 +89,10 @@ def load_calendar(csv_path: Path, symbol: str, expiry_kind: str) -> np.ndarray:
     rows = frame[frame["Instrument"].str.strip().str.upper() == symbol]
     if expiry_kind != "nearest":
         rows = rows[rows["Expiry_Type"].str.strip().str.lower() == expiry_kind]
-    dates = pd.to_datetime(rows["Final_Expiry"].str.strip(), errors="coerce", format="%Y-%m-%d")
+    text = rows["Final_Expiry"].str.strip()
+    dates = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    if dates.isna().any():  # other spellings of a date (e.g. with a time, or 03-Jul-2024)
+        dates = dates.fillna(pd.to_datetime(text[dates.isna()], errors="coerce", format="mixed").dt.normalize())
     bad = rows["Final_Expiry"][dates.isna()]
     if len(bad):
         raise ConfigError(f"data.calendar_csv {csv_path}: Final_Expiry {bad.iloc[0]!r} is not a date YYYY-MM-DD")

@@ -117,7 +117,12 @@ class Finisher:
         if first.setting("tracking", "enabled"):
             from sweep.tracking import Tracker, code_version
 
-            self.tracker = Tracker({k: first.setting("tracking", k) for k in SHELL_DEFAULTS["tracking"]}, base_dir)
+            try:
+                self.tracker = Tracker({k: first.setting("tracking", k) for k in SHELL_DEFAULTS["tracking"]}, base_dir)
+            except Exception as exc:  # a store that cannot be opened must not cost the user the results
+                print(f"atmburst: warning: MLflow tracking is off for this run: cannot open the store "
+                      f"{first.setting('tracking', 'uri')} ({type(exc).__name__}: {str(exc)[:200]}); "
+                      f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
             self.version = code_version()
             if sweep_name:
                 self.parent = self.tracker.start_parent(sweep_name, {"combos": str(len(jobs)),
@@ -147,7 +152,11 @@ class Finisher:
                                                                           sort_keys=False).encode()))
         extra = [stats_path, config_path]
         if job.setting("report", "enabled") and full_report:
-            extra += write_report(job, result, folder, stem)
+            try:
+                extra += write_report(job, result, folder, stem)
+            except Exception as exc:  # charts are a view of the results, never a reason to lose them
+                print(f"atmburst: warning: the report of {folder} could not be made "
+                      f"({type(exc).__name__}: {str(exc)[:200]}); the trades and summary are written.", file=sys.stderr)
         metrics = metrics_for_tracking(stats)
         metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
         run_id = None
