@@ -233,15 +233,16 @@ def _empty_seconds() -> Seconds:
     return Seconds(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
 
 
-def _aggregate(second, ist_ns, volume, close, price_ok) -> Seconds:
-    """Group time-sorted rows by second: summed volume, tick count, last valid price."""
+def _aggregate(second, ist_ns, volume, close, price_ok, ticks=None) -> Seconds:
+    """Group time-sorted rows by second: summed volume, tick count (rows, or the sum of ``ticks``),
+    and the last valid price in that order."""
     n = len(second)
     if n == 0:
         return _empty_seconds()
     starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
     uniq = second[starts]
     vol = np.add.reduceat(volume, starts)
-    ticks = np.diff(np.r_[starts, n]).astype(np.int64)
+    ticks = np.diff(np.r_[starts, n]).astype(np.int64) if ticks is None else np.add.reduceat(ticks, starts)
     out_close = np.full(len(uniq), np.nan)
     out_ns = np.full(len(uniq), -1, np.int64)
     vsec = second[price_ok]
@@ -274,20 +275,9 @@ def merge_seconds(parts: list[Seconds]) -> Seconds:
     close_ns = np.concatenate([p.close_ns for p in parts])
     order = np.lexsort((close_ns, second))  # stable: equal instants keep list order
     second, volume, ticks, close, close_ns = (a[order] for a in (second, volume, ticks, close, close_ns))
-    starts = np.flatnonzero(np.r_[True, second[1:] != second[:-1]])
-    uniq = second[starts]
-    vol = np.add.reduceat(volume, starts)
-    tks = np.add.reduceat(ticks, starts)
-    ok = np.isfinite(close)
-    out_close = np.full(len(uniq), np.nan)
-    out_ns = np.full(len(uniq), -1, np.int64)
-    vsec = second[ok]
-    if len(vsec):
-        last = np.r_[vsec[1:] != vsec[:-1], True]
-        pos = np.searchsorted(uniq, vsec[last])
-        out_close[pos] = close[ok][last]
-        out_ns[pos] = close_ns[ok][last]
-    return Seconds(uniq, vol, tks, out_close, out_ns, counts)
+    out = _aggregate(second, close_ns, volume, close, np.isfinite(close), ticks=ticks)
+    out.counts = counts
+    return out
 
 
 def load_rows(path: str, kind: str, naive_timezone: str, use_threads: bool = True) -> TickRows:

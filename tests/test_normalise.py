@@ -235,3 +235,16 @@ def test_grid_last_valid_price_ties_and_forward_fill():
     dense, _ = spot_grid(seconds, day, session)  # the dense grid agrees bar for bar
     np.testing.assert_array_equal(dense, close)
     assert (part.pre_open, part.post_close) == (0, 0)
+
+
+def test_spot_split_over_two_undated_files_is_merged(tmp_path):
+    """A spot glob matching several files (no date= in their paths) that cover the same day."""
+    expected = baseline(tmp_path)
+    spot_file = next((tmp_path / "spot").rglob("*.parquet"))
+    table = pq.read_table(spot_file)
+    other = tmp_path / "spot_split"
+    other.mkdir()
+    pq.write_table(table.take(list(range(0, table.num_rows, 2))), other / "even.parquet")
+    pq.write_table(table.take(list(range(1, table.num_rows, 2))), other / "odd.parquet")
+    result = run_backtest(small_config(tmp_path, data__spot_glob=str(other / "*.parquet")))
+    pd.testing.assert_frame_equal(result.trades, expected.trades)
