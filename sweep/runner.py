@@ -107,6 +107,7 @@ class Finisher:
     def __init__(self, jobs: list[Job], base_dir: Path, sweep_name: str | None):
         first = jobs[0]
         self.quiet = bool(first.shell.get("quiet"))
+        self.sweeping = sweep_name is not None
         self.tracker = None
         self.parent = None
         values: dict[str, set] = defaultdict(set)
@@ -167,13 +168,13 @@ class Finisher:
             tags = {"symbol": cfg.symbol, "date_range": f"{cfg.start}..{cfg.end}", "data_fingerprint": fingerprint,
                     "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(result.synthetic).lower(),
                     "overrides": " ".join(job.overrides)[:5000]}
-            name = self.label(job) if self.parent else f"{cfg.symbol} {cfg.start}..{cfg.end}"
+            name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
             run_id = self.tracker.log_combo(self.parent, name[:250], flatten({**job.engine, **job.shell}), metrics,
                                             tags, [paths["trades"], paths["summary"], paths["health"], *extra])
         if not self.quiet:
-            print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.parent else ""),
+            print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.sweeping else ""),
                   flush=True)
-            if not self.parent:
+            if not self.sweeping:
                 print(format_stats(stats, tables.get("anchor")), flush=True)
                 report = next((p for p in extra if p.suffix == ".html"), None)
                 if report:
@@ -316,7 +317,16 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
     if finisher.tracker and finisher.parent:
         finisher.tracker.add_artifacts(finisher.parent, written)
     if not finisher.quiet:
+        shown = [c for c in ("combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate",
+                             "profit_factor", "max_drawdown_pts", "net_inr") if c in frame]
+        table = frame[shown].sort_values(metric if metric in frame else "combo", ascending=False)
+        table = table.astype({c: int for c in ("combo", "trades") if c in table})
+        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
         print(f"  comparison page: {target}")
+        if best_result is not None and jobs[best_i].setting("report", "enabled"):
+            stem = Path(results[best_i]["paths"]["trades"]).stem.replace("trades_", "")
+            print(f"  report of the best combination (#{best}): "
+                  f"{Path(results[best_i]['paths']['trades']).parent / f'report_{stem}.html'}")
 
 
 def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_dir: Path | None = None) -> list[dict]:
