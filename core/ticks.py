@@ -71,21 +71,21 @@ class TickRows:
 
 
 def read_tick_table(path: str, columns: tuple[str, ...], use_threads: bool = True) -> pa.Table:
-    """Read just ``columns`` of a parquet file; errors become TickFileError."""
-    try:
-        schema = pq.read_schema(path)
-    except Exception as exc:  # corrupt footer, not parquet, permission...
-        raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
-    missing = [c for c in columns if c not in schema.names]
-    if missing:
-        raise TickFileError(
-            "missing_column",
-            f"{path}: no column {', '.join(repr(m) for m in missing)} (has: {', '.join(schema.names)}); "
-            "rename the column in the file or re-export it",
-        )
+    """Read just ``columns`` of a parquet file (one open); errors become TickFileError."""
     try:
         return pq.read_table(path, columns=list(columns), use_threads=use_threads)
-    except Exception as exc:
+    except Exception as exc:  # corrupt footer, not parquet, permission, or a column missing
+        try:
+            names = pq.read_schema(path).names
+        except Exception:
+            names = None
+        missing = [c for c in columns if names is not None and c not in names]
+        if missing:
+            raise TickFileError(
+                "missing_column",
+                f"{path}: no column {', '.join(repr(m) for m in missing)} (has: {', '.join(names)}); "
+                "rename the column in the file or re-export it",
+            ) from None
         raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
 
 
