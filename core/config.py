@@ -13,7 +13,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .costs import CostSettings
 
 SESSION_OPEN_DEFAULT = "09:15:00"
 SESSION_CLOSE_DEFAULT = "15:30:00"
@@ -130,7 +133,7 @@ class RunConfig:
     expiry_kind: str
     strategy: Strategy
     raw: dict
-    costs: "CostSettings" = None
+    costs: "CostSettings | None" = None  # sizing, slippage and charges (core.costs)
 
     def with_range(self, start: dt.date, end: dt.date) -> "RunConfig":
         """The same run over a sub-range of dates (used for date chunks)."""

@@ -125,7 +125,7 @@ class Finisher:
                       f"{first.setting('tracking', 'uri')} ({type(exc).__name__}: {str(exc)[:200]}); "
                       f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
             self.version = code_version()
-            if sweep_name:
+            if sweep_name and self.tracker:
                 self.parent = self.tracker.start_parent(sweep_name, {"combos": str(len(jobs)),
                                                                      "swept": ",".join(self.swept) or "-"},
                                                         {"atmburst.version": self.version})
