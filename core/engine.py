@@ -1,8 +1,8 @@
 """The backtest: build each day's per-second market, then evaluate a strategy on it.
 
-Data flows one way: discover files -> load + normalise ticks (cached per file) ->
+Data flows one way: discover files -> load + normalise ticks (cached per file and day) ->
 per-second day grids -> windows and candidates (the *market*, independent of the
-strategy) -> signal -> entry -> exit -> trade records. Days are processed in groups that
+strategy) -> signal -> entry -> exit -> trade records -> costs (core.costs). Days are processed in groups that
 share an expiry, so each tick file is read at most once per run and memory is bounded
 by one expiry's files, not by the date range.
 """
