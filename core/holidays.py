@@ -15,11 +15,14 @@ def nse_trading_days(start: dt.date, end: dt.date) -> frozenset[dt.date] | None:
     regular session: such a day counts as a holiday, for trading and for expiries.
     """
     try:
+        import pandas as pd
         import pandas_market_calendars as mcal
 
         schedule = mcal.get_calendar("XNSE").schedule(start_date=start.isoformat(), end_date=end.isoformat())
+        if schedule.empty:  # a weekend or holiday-only range
+            return frozenset()
+        opens = pd.to_datetime(schedule["market_open"], utc=True)
+        regular = (opens.dt.time == REGULAR_OPEN_UTC).to_numpy()
+        return frozenset(d.date() for d in schedule.index[regular])
     except Exception:
         return None
-    opens = schedule["market_open"].dt.tz_convert("UTC")
-    regular = opens.dt.time == REGULAR_OPEN_UTC
-    return frozenset(d.date() for d in schedule.index[regular.to_numpy()])

@@ -247,3 +247,20 @@ def test_signal_without_option_price_is_no_trade(tmp_path):
     result = run_backtest(small_config(tmp_path))
     assert result.trades.empty
     assert result.health["problems"]["no_option_price"] == 1
+
+
+def test_no_trading_day_writes_empty_typed_files(tmp_path):
+    """A weekend-only range: no error, both files written, empty, with the SPEC 8 schema."""
+    import pyarrow.parquet as pq
+
+    from core.outputs import SUMMARY_SCHEMA, TRADE_SCHEMA
+
+    make_case(tmp_path, spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
+    result = run_backtest(small_config(tmp_path, start="2024-07-06", end="2024-07-07"))
+    paths = result.write(tmp_path / "out")
+    trades, summary = pq.read_table(paths["trades"]), pq.read_table(paths["summary"])
+    assert trades.num_rows == 0 and summary.num_rows == 0
+    for field in TRADE_SCHEMA:
+        assert trades.schema.field(field.name).type == field.type
+    assert summary.schema.remove_metadata() == SUMMARY_SCHEMA
+    assert result.health["problems"]["missing_spot_day"] == 0  # weekends are not missing days
