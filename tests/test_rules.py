@@ -256,7 +256,7 @@ def test_no_trading_day_writes_empty_typed_files(tmp_path):
     from core.outputs import SUMMARY_SCHEMA, TRADE_SCHEMA
 
     make_case(tmp_path, spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
-    result = run_backtest(small_config(tmp_path, start="2024-07-06", end="2024-07-07"))
+    result = run_backtest({**small_config(tmp_path), "start": "2024-07-06", "end": "2024-07-07"})
     paths = result.write(tmp_path / "out")
     trades, summary = pq.read_table(paths["trades"]), pq.read_table(paths["summary"])
     assert trades.num_rows == 0 and summary.num_rows == 0
