@@ -1,10 +1,14 @@
-"""Black-Scholes prices, deltas and implied volatility (vectorised over numpy arrays)."""
+"""Black-Scholes prices, deltas and implied volatility (vectorised over numpy arrays).
+
+scipy is imported on first use, so importing the engine (which reads YEAR_SECONDS from here)
+does not pay for it unless a Black-Scholes delta is asked for.
+"""
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 IV_LOW, IV_HIGH = 1e-4, 5.0  # the volatility range searched (0.01% to 500% a year)
+YEAR_SECONDS = 365.0 * 86_400  # time to expiry is measured in calendar-year time
 
 
 def _d1_d2(spot, strike, years, sigma, rate):
@@ -15,6 +19,8 @@ def _d1_d2(spot, strike, years, sigma, rate):
 
 def price(spot, strike, years, sigma, rate, is_call):
     """European option value."""
+    from scipy.special import ndtr
+
     d1, d2 = _d1_d2(spot, strike, years, sigma, rate)
     disc = strike * np.exp(-rate * years)
     call = spot * ndtr(d1) - disc * ndtr(d2)
@@ -24,6 +30,8 @@ def price(spot, strike, years, sigma, rate, is_call):
 
 def delta(spot, strike, years, sigma, rate, is_call):
     """dV/dS: in (0, 1) for calls, (-1, 0) for puts."""
+    from scipy.special import ndtr
+
     d1, _ = _d1_d2(spot, strike, years, sigma, rate)
     return np.where(is_call, ndtr(d1), ndtr(d1) - 1.0)
 

@@ -19,6 +19,17 @@ _STRIKE_FILE = re.compile(r"^strike=(\d+)(?:\.0+)?\.parquet$")
 CALENDAR_COLUMNS = ("Instrument", "Final_Expiry", "Expiry_Type")
 
 
+def path_date(path: str) -> dt.date | None:
+    """The date a path names with ``date=YYYY-MM-DD`` (the default spot layout), if any."""
+    m = _DATE_IN_PATH.search(path)
+    if not m:
+        return None
+    try:
+        return dt.date.fromisoformat(m.group(1))
+    except ValueError:
+        return None
+
+
 def spot_files(spot_glob: str, start: dt.date, end: dt.date) -> list[str]:
     """Spot files matched by ``spot_glob``, sorted; files whose path names a ``date=``
     outside [start, end] are skipped without being opened."""
@@ -27,14 +38,9 @@ def spot_files(spot_glob: str, start: dt.date, end: dt.date) -> list[str]:
         raise ConfigError(f"data.spot_glob matched no files: {spot_glob} (check the path and the {{symbol}} placeholder)")
     kept = []
     for f in files:
-        m = _DATE_IN_PATH.search(f)
-        if m:
-            try:
-                d = dt.date.fromisoformat(m.group(1))
-            except ValueError:
-                d = None
-            if d is not None and not (start <= d <= end):
-                continue
+        d = path_date(f)
+        if d is not None and not (start <= d <= end):
+            continue
         kept.append(f)
     return kept
 

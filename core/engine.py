@@ -2,8 +2,8 @@
 
 Data flows one way: discover files -> load + normalise ticks (cached per file and day) ->
 per-second day grids -> windows and candidates (the *market*, independent of the
-strategy) -> signal -> entry -> exit -> trade records -> costs (core.costs). Days are processed in groups that
-share an expiry, so each tick file is read at most once per run and memory is bounded
+strategy) -> signal -> entry -> exit -> trade records -> costs (core.costs). Days are
+processed in groups that share an expiry, so each tick file is read at most once per run and memory is bounded
 by one expiry's files, not by the date range.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
@@ -26,17 +25,18 @@ from .cache import TickCache
 from .costs import trade_costs
 from .config import RunConfig, Strategy, clock_label, load_config
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
-                       series_path, spot_files)
+                       path_date, series_path, spot_files)
 from .exits import simulate_exit
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .holidays import nse_trading_days
 from .outputs import output_paths, summary_table, trades_table, write_json, write_parquet
 from .signal import Candidate, find_signal
-from .ticks import Seconds, TickFileError, merge_seconds
+from . import bs
+from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
 
 EPOCH = dt.date(1970, 1, 1)
-IST_OFFSET_S = 19_800
+IST_OFFSET_S = IST_OFFSET_NS // NS
 
 
 def day_number(d: dt.date) -> int:
@@ -173,9 +173,9 @@ class _Spot:
         self.dated: dict[int, list[str]] = {}
         self.undated: dict[int, list[Seconds]] = {}
         for path in spot_files(cfg.spot_glob, cfg.start, cfg.end):
-            m = re.search(r"date=(\d{4}-\d{2}-\d{2})", path)
-            if m:
-                self.dated.setdefault(day_number(dt.date.fromisoformat(m.group(1))), []).append(path)
+            named = path_date(path)
+            if named is not None:
+                self.dated.setdefault(day_number(named), []).append(path)
             else:
                 for day, part in (loader.load(path, "spot") or {}).items():
                     if first <= day <= last:
@@ -340,15 +340,13 @@ def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]
 
 
 EXPIRY_CLOSE_SEC = 15 * 3600 + 30 * 60  # options expire at 15:30 IST
-YEAR_SECONDS = 365.0 * 86_400
 
 
 def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_opt: float, entry_spot: float,
                          strategy: Strategy, fallback: float, health: Health | None) -> float:
     """|delta| of the option at entry from its implied volatility; ``fallback`` when none fits."""
-    from . import bs  # scipy is imported only when this delta model is used
     expiry_utc = (day_number(market.expiry) * 86_400 + EXPIRY_CLOSE_SEC - IST_OFFSET_S)
-    years = (expiry_utc - market.utc_us(entry) / 1e6) / YEAR_SECONDS
+    years = (expiry_utc - market.utc_us(entry) / 1e6) / bs.YEAR_SECONDS
     is_call = cand.opt_type == "CE"
     sigma = float(bs.implied_vol(entry_opt, entry_spot, cand.strike, years, strategy.rate, is_call))
     if not math.isfinite(sigma):

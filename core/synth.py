@@ -39,17 +39,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .bs import YEAR_SECONDS
 from .bs import price as bs_price
 from .cache import atomic_write_bytes
 from .calendar import build_calendar
 from .holidays import nse_trading_days
 from .lots import lot_size
+from .ticks import IST_OFFSET_NS, NS
+
+IST_OFFSET_S = IST_OFFSET_NS // NS
 
 OPEN_SEC, CLOSE_SEC = 9 * 3600 + 15 * 60, 15 * 3600 + 30 * 60
 N_SEC = CLOSE_SEC - OPEN_SEC + 1  # 22,501 one-second bars
-IST_OFFSET_S = 19_800
 TICK = 0.05
-YEAR_SECONDS = 365.0 * 86_400
 STRIKE_STEP = {"BANKNIFTY": 100, "NIFTY": 50, "FINNIFTY": 50, "MIDCPNIFTY": 25, "SENSEX": 100, "BANKEX": 100}
 START_LEVEL = {"BANKNIFTY": 44_000.0, "NIFTY": 19_000.0, "FINNIFTY": 20_000.0, "MIDCPNIFTY": 10_000.0,
                "SENSEX": 65_000.0, "BANKEX": 50_000.0}

@@ -65,10 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     code = subprocess.call(cmd, cwd=Path.cwd())
     if code:
         return code
-    print(f"\ndemo done in {time.perf_counter() - started:.1f} s on SYNTHETIC data ({out / 'data'}).\n"
-          f"  files per combination: {out / 'runs'}/<n>/ (trades, summary, health, stats, config)\n"
-          f"  compare the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///{out / 'mlflow.db'} "
-          f"then open http://127.0.0.1:5000")
+    # The sweep itself printed where the comparison page, the best report and the MLflow UI are.
+    print(f"\ndemo done in {time.perf_counter() - started:.1f} s on SYNTHETIC data ({out / 'data'}); "
+          f"files per combination in {out / 'runs'}/<n>/")
     return 0
 
 
