@@ -3,7 +3,7 @@
     python -m core.calendar --from 2019-01-01 --to 2026-12-31 --out meta/expiry_calendar.csv
 
 The rules (``meta/expiry_rules.csv``) give, per instrument and expiry type, the scheduled
-weekday over a range of scheduled expiry dates (from ``../shared/NSE_EXPIRY_RULES.md``).
+weekday over a range of scheduled expiry dates (sources in docs/calendar.md).
 A weekly expiry is every such weekday; a monthly one the last such weekday of its month.
 When the scheduled day is not a regular NSE session, the expiry moves back to the previous
 regular session. Other instruments are added as rows of the rules file, not as code.
@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from .holidays import nse_trading_days
+from .resources import meta_file
 
-RULES_CSV = Path(__file__).resolve().parents[1] / "meta" / "expiry_rules.csv"
+RULES_CSV = meta_file("expiry_rules.csv")
 WEEKDAYS = {name: i for i, name in enumerate(pycal.day_name)}
 COLUMNS = ["Instrument", "Expiry_Type", "Contract_Month", "Scheduled_Expiry", "Scheduled_Day", "Final_Expiry",
            "Final_Day", "Final_Day_Label", "Shifted", "Days_Moved_Back", "Holiday_on_Scheduled?", "Rule"]

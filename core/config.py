@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from .costs import CostSettings
 
 SESSION_OPEN_DEFAULT = "09:15:00"
+DEFAULT_CALENDAR = "./meta/expiry_calendar.csv"  # missing beside the run: the calendar shipped in the package
 SESSION_CLOSE_DEFAULT = "15:30:00"
 
 DEFAULTS: dict[str, Any] = {
@@ -28,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "data": {
         "options_dir": "./data/packed/options",
         "spot_glob": "./data/packed/spot/{symbol}/**/*.parquet",
-        "calendar_csv": "./meta/expiry_calendar.csv",
+        "calendar_csv": DEFAULT_CALENDAR,
         "naive_timezone": "Asia/Kolkata",
     },
     "cache_dir": "./cache/seconds",
@@ -69,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 PNL_MODES = ("delta_proxy", "option_close")
+_SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
 SIDES = {"sell": "sell", "long": "long", "buy": "long"}
 EXPIRY_KINDS = ("nearest", "weekly", "monthly")
 
@@ -270,6 +273,16 @@ def _resolve(path: Any, key: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else (base_dir / p)
 
 
+def _calendar(value: Any, base: Path) -> Path:
+    """The calendar CSV; the default path falls back to the calendar shipped with the package."""
+    path = _resolve(value, "data.calendar_csv", base)
+    if str(value) == DEFAULT_CALENDAR and not path.is_file():
+        from .resources import meta_file
+
+        return meta_file("expiry_calendar.csv")
+    return path
+
+
 def strategy_from(raw: dict) -> Strategy:
     """The validated strategy part of a merged config."""
     sig, risk, delta = raw["signal"], raw["risk"], raw["delta"]
@@ -327,6 +340,9 @@ def load_config(config: Any, base_dir: str | Path | None = None, *, check_paths:
     if not isinstance(symbol, str) or not symbol.strip():
         raise ConfigError(f"config key 'symbol' must be a name such as BANKNIFTY, got {symbol!r}")
     symbol = symbol.strip().upper()
+    if not _SYMBOL.fullmatch(symbol):
+        raise ConfigError(f"config key 'symbol' must be letters, digits, '-' or '_' (it names folders and files), "
+                          f"got {raw['symbol']!r}")
     start, end = _date(raw["start"], "start"), _date(raw["end"], "end")
     if end < start:
         raise ConfigError(f"config key 'end' ({end}) must not be before 'start' ({start})")
@@ -379,7 +395,7 @@ def load_config(config: Any, base_dir: str | Path | None = None, *, check_paths:
         end=end,
         options_dir=_resolve(data["options_dir"], "data.options_dir", base),
         spot_glob=spot_glob,
-        calendar_csv=_resolve(data["calendar_csv"], "data.calendar_csv", base),
+        calendar_csv=_calendar(data["calendar_csv"], base),
         naive_timezone=str(tz),
         cache_dir=None if cache_dir in (None, "", False) else _resolve(cache_dir, "cache_dir", base),
         results_dir=_resolve(raw["results_dir"], "results_dir", base),

@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 
 from .lots import lot_size
+from .resources import meta_file
 
-CHARGES_CSV = Path(__file__).resolve().parents[1] / "meta" / "charges.csv"
+CHARGES_CSV = meta_file("charges.csv")
 TICK = 0.05
 CHARGE_KINDS = ("brokerage", "stt", "exchange", "sebi", "stamp", "gst")
 COST_FIELDS = [

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from pathlib import Path
-
 import pandas as pd
 
-LOT_SIZES_CSV = Path(__file__).resolve().parents[1] / "meta" / "lot_sizes.csv"
+from .resources import meta_file
+
+LOT_SIZES_CSV = meta_file("lot_sizes.csv")
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,12 +1,47 @@
-"""Check command-line overrides before Hydra sees them, so a wrong key is one clear line."""
+"""Check command-line overrides before Hydra runs, so a wrong key is one clear line.
+
+Overrides are parsed by Hydra's own override parser (no second grammar): everything Hydra
+accepts (``choice``, ``range``, ``glob``, ``interval``, ``tag``, quoting) reaches Hydra unchanged,
+and only keys and config-group options are checked here. One convenience comes first: a value
+with the ``{symbol}`` placeholder and no quotes (which Hydra's grammar reads as a dictionary)
+is quoted for the user.
+"""
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from importlib.resources import files
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
+from hydra.errors import HydraException
 
 from core.config import DEFAULTS
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs")
+_PLACEHOLDER = re.compile(r"\{symbol\}")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the YAML files of ``conf/<group>``."""
+    folder = files("sweep").joinpath("conf", group)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def quote_placeholders(args: list[str]) -> tuple[list[str], str | None]:
+    """``KEY=.../{symbol}/...`` without quotes becomes ``KEY='.../{symbol}/...'`` (each comma-separated
+    value quoted on its own); a value that cannot be quoted safely is a problem naming the fix."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("-") or not eq or not _PLACEHOLDER.search(value) or value[:1] in "'\"" \
+                or re.match(r"^\w+\(", value):
+            out.append(arg)
+            continue
+        if "'" in value:
+            return args, (f"the value of {key} has the {{symbol}} placeholder and a quote; write it in double "
+                          f"quotes inside the override, e.g. '{key}=\"{value}\"'")
+        out.append(f"{key}=" + ",".join(f"'{part}'" for part in value.split(",")))
+    return out, None
 
 
 def _known(path: list[str], tree: dict) -> bool:
@@ -20,22 +55,41 @@ def _known(path: list[str], tree: dict) -> bool:
     return True
 
 
-def check_overrides(args: list[str], shell_keys: dict) -> str | None:
-    """The first problem with ``args`` (KEY=VALUE overrides), or None if all keys are known."""
-    tree = {**DEFAULTS, **shell_keys}
-    for arg in args:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, _, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if key.startswith("hydra.") or key == "hydra" or key.startswith("hydra/"):
+def _group_values(override: Override) -> list[str] | None:
+    """The option names an override of a config group asks for (None when Hydra expands them)."""
+    if override.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
+        return [str(v) for v in override.sweep_string_iterator()]
+    if override.value_type == ValueType.ELEMENT:
+        return [str(override.value())]
+    return None  # glob(...), range(...), interval(...): Hydra matches or rejects them itself
+
+
+def check_overrides(args: list[str]) -> tuple[list[str], str | None]:
+    """(the overrides to hand to Hydra, the first problem or None)."""
+    from sweep.runner import SHELL_DEFAULTS
+
+    args, problem = quote_placeholders(args)
+    if problem:
+        return args, problem
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        lines = str(exc).strip().splitlines()
+        return args, f"cannot read the overrides: {'; '.join(lines[:2])} (quote values with special characters: KEY='...')"
+    tree = {**DEFAULTS, **SHELL_DEFAULTS}
+    for override in parsed:
+        key = override.key_or_group
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")) or override.is_delete():
             continue
         if key in GROUPS:
-            options = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
-            for choice in value.split(","):
-                if choice.strip() not in options:
-                    return f"config group '{key}' has no option {choice.strip()!r} (choose one of: {', '.join(options)})"
+            wanted = _group_values(override)
+            options = group_options(key)
+            for choice in wanted or []:
+                if choice not in options:
+                    return args, (f"config group '{key}' has no option {choice!r} "
+                                  f"(choose one of: {', '.join(options)})")
             continue
         if not _known(key.split("."), tree):
-            return f"unknown config key '{key}' (see conf/config.yaml and SPEC section 9 for the keys)"
-    return None
+            return args, f"unknown config key '{key}' (see docs/strategy.md for the keys)"
+    return args, None

@@ -1,0 +1,1 @@
+"""The Hydra config groups of atmburst (shipped inside the package as ``sweep.conf``)."""
