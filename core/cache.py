@@ -1,11 +1,19 @@
 """On-disk cache of per-second aggregates, one entry per (tick file, IST day), plus a file index.
 
 Entries are keyed by the file's absolute path, size and modification time, the naive
-timezone used to read it, and GRID_VERSION: any change makes a new key. Each file version
-has an index (the days it holds ticks on and its file-level counts, or the reason it cannot
-be used) and one entry per day that some run needed. Everything is written to a temporary
-file and renamed into place, so a reader sees a whole entry or none, and two processes
-building the same entry both leave a valid file. A warm run opens no tick file at all.
+timezone used to read it, GRID_VERSION and the entry format: any change makes a new key.
+Each file version has an index (the days it holds ticks on and its file-level counts, or the
+reason its content cannot be used) and one entry per day that some run needed.
+
+Every entry and index is sealed with a BLAKE2b checksum of its bytes, verified on each read: a
+truncated, damaged or foreign entry is rebuilt from the tick file with a warning
+(``cache_rebuilt``). Everything is written to a temporary file and renamed into place, so a
+reader sees a whole entry or none, and two processes building the same entry both leave a valid
+file. Files and folders are created with the permissions the umask allows (readable by the
+group and others under the usual 022/002), so one cache can serve a team or a cluster. The cache
+is only a speed-up: a folder that cannot be written is skipped with one warning
+(``cache_unwritable``) and the run goes on. Read errors that may pass (permission, I/O) are never
+cached; only failures that are properties of the file's content are. A warm run opens no tick file.
 """
 from __future__ import annotations
 
@@ -25,7 +33,20 @@ from .ticks import Seconds, TickFileError, day_seconds, load_rows
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
 # rows as float64 close, volume (float32 when that is exact, else float64), int32 second of day,
 # int32 ticks, and (only for files whose prices may need merging, i.e. spot) int32 ns into the second.
+# The whole is sealed: SEAL + 16-byte BLAKE2b digest of what follows + the bytes.
 MAGIC = b"ATMBSEC1"
+SEAL = b"ATMBSUM1"
+DIGEST_SIZE = 16
+CACHE_FORMAT = 2  # part of every key: entries of older formats are simply not found
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_current_umask()
 
 
 @dataclass(frozen=True)
@@ -42,18 +63,23 @@ def cache_key(path: str, kind: str, naive_timezone: str) -> str | None:
         st = os.stat(path)
     except OSError:
         return None
-    ident = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{kind}|{naive_timezone}|v{GRID_VERSION}"
+    ident = (f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{kind}|{naive_timezone}|v{GRID_VERSION}"
+             f"|f{CACHE_FORMAT}")
     return hashlib.sha256(ident.encode()).hexdigest()[:40]
 
 
 def atomic_write_bytes(target: Path, write: Callable) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``target``, then rename it into place."""
+    """Call ``write(fileobj)`` on a temp file beside ``target``, then rename it into place.
+
+    The file gets the mode the umask allows (as ``open`` would give), not mkstemp's 0600.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -61,6 +87,22 @@ def atomic_write_bytes(target: Path, write: Callable) -> None:
         except OSError:
             pass
         raise
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` with a checksum in front (see SEAL)."""
+    return SEAL + hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest() + data
+
+
+def unseal(sealed: bytes) -> bytes:
+    """The data of a sealed blob; ValueError if it is truncated, damaged or not sealed."""
+    head = len(SEAL) + DIGEST_SIZE
+    if len(sealed) < head or sealed[:len(SEAL)] != SEAL:
+        raise ValueError("not a sealed cache file")
+    data = memoryview(sealed)[head:]
+    if hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest() != sealed[len(SEAL):head]:
+        raise ValueError("checksum mismatch (damaged cache file)")
+    return bytes(data)
 
 
 def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
@@ -110,12 +152,13 @@ def decode_entry(data: bytes, day: int) -> Seconds:
 class TickCache:
     """Loads tick files as per-day per-second aggregates, through the cache when it has one."""
 
-    def __init__(self, cache_dir: Path | None, naive_timezone: str, warn: Callable[[str], None] | None = None,
-                 use_threads: bool = True):
+    def __init__(self, cache_dir: Path | None, naive_timezone: str,
+                 warn: Callable[[str, str], None] | None = None, use_threads: bool = True):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.naive_timezone = naive_timezone
-        self.warn = warn or (lambda message: None)
+        self.warn = warn or (lambda kind, message: None)  # (health kind, message)
         self.use_threads = use_threads  # let pyarrow decode a file on several threads
+        self.writable = True  # set to False by the first write that fails
 
     def _folder(self, key: str) -> Path:
         return self.cache_dir / key[:2] / key
@@ -148,8 +191,8 @@ class TickCache:
         try:
             rows = load_rows(path, kind, self.naive_timezone, self.use_threads)
         except TickFileError as exc:
-            if key is not None:
-                self._write_json(self._folder(key) / "index.json", {"error": {"kind": exc.kind, "message": str(exc)}})
+            if key is not None and not exc.transient:  # a passing read error is retried next run
+                self._write_json(self._folder(key) / "index", {"error": {"kind": exc.kind, "message": str(exc)}})
             raise
         all_days = frozenset(int(d) for d in rows.days())
         index = FileIndex(all_days, rows.file_counts)
@@ -159,17 +202,23 @@ class TickCache:
             if key is not None:
                 self._write_entry(key, day, got[day], with_sub_ns=(kind != "option"))
         if key is not None:
-            self._write_json(self._folder(key) / "index.json",
+            self._write_json(self._folder(key) / "index",
                              {"grid_version": GRID_VERSION, "days": sorted(all_days), "file_counts": rows.file_counts})
         return index, got, False
 
     # -- entries -------------------------------------------------------------------------
     def _read_index(self, key: str, path: str) -> FileIndex | None:
-        target = self._folder(key) / "index.json"
-        if not target.exists():
+        target = self._folder(key) / "index"
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn("cache_rebuilt", f"cache index {target} for {path} could not be read ({exc.strerror}); "
+                      f"the tick file is read instead")
             return None
         try:
-            meta = json.loads(target.read_text())
+            meta = json.loads(unseal(data))
             if "error" in meta:
                 raise TickFileError(meta["error"]["kind"], meta["error"]["message"])
             if meta.get("grid_version") != GRID_VERSION:
@@ -178,7 +227,7 @@ class TickCache:
         except TickFileError:
             raise
         except Exception as exc:
-            self.warn(f"cache index {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
+            self.warn("cache_rebuilt", f"cache index {target} for {path} was unusable ({_why(exc)}); rebuilt it")
             return None
 
     def _read_entry(self, key: str, day: int, path: str) -> Seconds | None:
@@ -187,16 +236,35 @@ class TickCache:
             data = target.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            self.warn("cache_rebuilt", f"cache entry {target} for {path} could not be read ({exc.strerror}); "
+                      f"rebuilt it")
+            return None
         try:
-            return decode_entry(data, day)
+            return decode_entry(unseal(data), day)
         except Exception as exc:
-            self.warn(f"cache entry {target} for {path} was unreadable ({type(exc).__name__}); rebuilt it")
+            self.warn("cache_rebuilt", f"cache entry {target} for {path} was unusable ({_why(exc)}); rebuilt it")
             return None
 
     def _write_entry(self, key: str, day: int, seconds: Seconds, with_sub_ns: bool) -> None:
-        data = encode_entry(seconds, day, with_sub_ns)
-        atomic_write_bytes(self._folder(key) / f"{day}.sec", lambda fh: fh.write(data))
+        self._write(self._folder(key) / f"{day}.sec", seal(encode_entry(seconds, day, with_sub_ns)))
 
     def _write_json(self, target: Path, obj: dict) -> None:
-        text = json.dumps(obj).encode()
-        atomic_write_bytes(target, lambda fh: fh.write(text))
+        self._write(target, seal(json.dumps(obj).encode()))
+
+    def _write(self, target: Path, data: bytes) -> None:
+        """Write one cache file; the first failure turns writing off for this run, with one warning."""
+        if not self.writable:
+            return
+        try:
+            atomic_write_bytes(target, lambda fh: fh.write(data))
+        except OSError as exc:
+            if self.writable:
+                self.writable = False
+                self.warn("cache_unwritable", f"the per-second cache {self.cache_dir} cannot be written "
+                          f"({exc.strerror or exc}); this run goes on without caching (free space or fix "
+                          f"the folder's permissions, or set cache_dir=null)")
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ValueError) and str(exc) else type(exc).__name__

@@ -113,9 +113,9 @@ class _FileLoader:
     def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
         self.health = health
         self.threads = threads or min(4, os.cpu_count() or 1)
-        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._rebuilt, use_threads=self.threads > 1)
+        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._cache_warning, use_threads=self.threads > 1)
         self.failed: set[str] = set()
-        self._warnings: list[str] = []
+        self._warnings: list[tuple[str, str]] = []
 
     def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
         """{day: per-second aggregates} of the wanted days with ticks; None if the file is unusable."""
@@ -135,8 +135,8 @@ class _FileLoader:
         by_path = {}
         for (path, _, _), result in zip(todo, results):
             by_path[path] = self._account(path, result)
-        for message in self._warnings:
-            self.health.add("cache_rebuilt", 1, message)
+        for kind, message in self._warnings:
+            self.health.add(kind, 1, message)
             self.health.warn(message)
         self._warnings.clear()
         return [by_path.get(r[0]) for r in requests]
@@ -159,9 +159,9 @@ class _FileLoader:
             self.health.add(kind_name, n, f"{path}: {n} row(s)")
         return got
 
-    def _rebuilt(self, message: str) -> None:
-        if message not in self._warnings:  # the cache-only pass and the rebuild both see it
-            self._warnings.append(message)
+    def _cache_warning(self, kind: str, message: str) -> None:
+        if (kind, message) not in self._warnings:  # the cache-only pass and the rebuild both see it
+            self._warnings.append((kind, message))
 
 
 class _Spot:

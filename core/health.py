@@ -40,11 +40,12 @@ INFO: dict[str, str] = {
     "files_read": "tick files read this run",
     "cache_hits": "tick files served from the per-second cache",
     "calendar_from_folders": "expiries taken from exp= folders because the calendar CSV is missing",
+    "cache_unwritable": "runs that could not write the per-second cache (went on without it)",
 }
 
 MAX_MESSAGES_PER_KIND = 5
 # Kinds that say whether something happened at all: merging chunk reports keeps the largest.
-FLAGS = {"calendar_from_folders"}
+FLAGS = {"calendar_from_folders", "cache_unwritable"}
 
 
 @dataclass

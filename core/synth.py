@@ -372,6 +372,106 @@ def generate(symbol: str, start: dt.date, end: dt.date, out: Path, seed: int = 7
     return manifest
 
 
+# Timestamp encodings real vendor dumps use; option files cycle through them.
+FAULT_FORMATS = ("ist_us", "utc_ns", "naive_ist_ms", "int_ns", "int_ms", "iso_string", "int_us")
+
+
+def _encode_timestamps(utc_ns: np.ndarray, fmt: str) -> pa.Array:
+    if fmt == "ist_us":
+        return pa.array(utc_ns // 1_000, pa.int64()).cast(pa.timestamp("us", tz="Asia/Kolkata"))
+    if fmt == "utc_ns":
+        return pa.array(utc_ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+    if fmt == "naive_ist_ms":  # naive wall time in IST
+        return pa.array((utc_ns + IST_OFFSET_NS) // 1_000_000, pa.int64()).cast(pa.timestamp("ms"))
+    if fmt == "int_ns":
+        return pa.array(utc_ns, pa.int64())
+    if fmt == "int_ms":
+        return pa.array(utc_ns // 1_000_000, pa.int64())
+    if fmt == "int_us":
+        return pa.array(utc_ns // 1_000, pa.int64())
+    if fmt == "iso_string":
+        stamps = (utc_ns + IST_OFFSET_NS).astype("datetime64[ns]").astype(str)
+        return pa.array([f"{t}+05:30" for t in stamps], pa.string())
+    raise ValueError(fmt)
+
+
+def _faulty_table(table: pa.Table, fmt: str, rng: np.random.Generator, with_volume: bool, heavy: bool) -> pa.Table:
+    """The used columns of ``table`` re-encoded with ``fmt``, with duplicates, bad rows and stray ticks."""
+    utc_ns = np.asarray(table.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()), np.int64)
+    close = np.asarray(table.column("close"), np.float64).astype(object)
+    vol = (np.asarray(table.column("vol_delta"), np.int64).astype(object) if with_volume
+           else np.zeros(len(utc_ns), object))
+    n = len(utc_ns)
+    ts = list(utc_ns)
+    close, vol = list(close), list(vol)
+    nulls: list[int] = []
+    if n:
+        picks = rng.integers(0, n, 6)
+        for j in picks[:3]:  # exact duplicates
+            ts.append(ts[j]), close.append(close[j]), vol.append(vol[j])
+        if heavy:
+            for j, (c, v) in zip(picks[3:], [(None, -40), (0.0, 15), (-1.0, None)]):  # repaired rows
+                ts.append(ts[j] + 1_000), close.append(c), vol.append(v)
+            day0 = (utc_ns[0] + IST_OFFSET_NS) // (86_400 * NS) * 86_400 * NS - IST_OFFSET_NS
+            stray = [(day0 + (9 * 3600 + 5 * 60) * NS, 101.0, 900),   # before the open
+                     (day0 + (15 * 3600 + 40 * 60) * NS, 99.0, 900),  # after the close
+                     (0, 100.0, 5)]                                   # epoch-zero placeholder
+            for t, c, v in stray:
+                ts.append(t), close.append(c), vol.append(v)
+            nulls.append(len(ts))
+            ts.append(0), close.append(100.0), vol.append(7)  # null timestamp (masked below)
+    order = rng.permutation(len(ts)) if heavy else np.arange(len(ts))  # files need not be sorted
+    ts_arr = np.array(ts, np.int64)[order]
+    stamp = _encode_timestamps(ts_arr, fmt)
+    mask = np.isin(order, nulls)
+    if mask.any():
+        stamp = pa.array(stamp.to_pylist(), stamp.type, mask=mask)
+    columns = {"timestamp": stamp, "close": pa.array([close[i] for i in order], pa.float64())}
+    if with_volume:
+        columns["vol_delta"] = pa.array([vol[i] for i in order], pa.int64())
+    return pa.table(columns)
+
+
+def inject_faults(out: Path, seed: int = 0) -> dict:
+    """Rewrite a market made by :func:`generate` with the faults of real vendor dumps.
+
+    Option files cycle through timestamp encodings (tz-aware IST or UTC, naive IST, integer epochs
+    in ns, us and ms, ISO strings) and get exact duplicates; every other file also gets repaired
+    rows (negative, null volume; null, zero, negative prices), ticks before the open and after the
+    close, an epoch-zero row, a null timestamp, and is shuffled. Spot files get the same treatment.
+    In the nearest expiry one series near the money is deleted and one is overwritten with bytes
+    that are not parquet. Deterministic for a given market and seed; returns what was done.
+    """
+    out = Path(out)
+    rng = _rng(seed, "faults")
+    options = sorted((out / "packed" / "options").rglob("*.parquet"))
+    spots = sorted((out / "packed" / "spot").rglob("*.parquet"))
+    done = {"rewritten": 0, "deleted": [], "corrupted": []}
+    for i, path in enumerate(spots):
+        table = pq.read_table(path, columns=["timestamp", "close"])
+        faulty = _faulty_table(table, ("naive_ist_ms", "int_ns", "utc_ns")[i % 3], rng, False, heavy=True)
+        atomic_write_bytes(path, lambda fh, t=faulty: pq.write_table(t, fh))
+        done["rewritten"] += 1
+    for i, path in enumerate(options):
+        table = pq.read_table(path, columns=["timestamp", "close", "vol_delta"])
+        faulty = _faulty_table(table, FAULT_FORMATS[i % len(FAULT_FORMATS)], rng, True, heavy=i % 2 == 0)
+        atomic_write_bytes(path, lambda fh, t=faulty: pq.write_table(t, fh))
+        done["rewritten"] += 1
+    first_expiry = min({p.parent.parent for p in options}, default=None)
+    if first_expiry is not None:
+        calls = sorted(first_expiry.glob("type=CE/*.parquet"), key=lambda p: int(p.stem.split("=")[1]))
+        puts = sorted(first_expiry.glob("type=PE/*.parquet"), key=lambda p: int(p.stem.split("=")[1]))
+        if calls:
+            junk = calls[len(calls) // 2]
+            atomic_write_bytes(junk, lambda fh: fh.write(b"PAR1 this is not a parquet file"))
+            done["corrupted"].append(str(junk.relative_to(out)))
+        if puts:
+            gone = puts[len(puts) // 2 + 1 if len(puts) > 1 else 0]
+            gone.unlink()
+            done["deleted"].append(str(gone.relative_to(out)))
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write a synthetic NSE index options market (packed layout)")
     p.add_argument("--symbol", default="BANKNIFTY")
@@ -380,10 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="data")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.add_argument("--faults", action="store_true", help="inject the faults of real vendor dumps (inject_faults)")
     args = p.parse_args(argv)
     try:
         manifest = generate(args.symbol, dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end),
                             Path(args.out), args.seed, args.workers)
+        if args.faults:
+            faults = inject_faults(Path(args.out), args.seed)
+            print(f"faults injected: {faults['rewritten']} files rewritten, deleted {faults['deleted']}, "
+                  f"corrupted {faults['corrupted']}")
     except (ValueError, RuntimeError) as exc:
         print(f"atmburst synth: {exc}", file=sys.stderr)
         return 2

@@ -29,9 +29,10 @@ SPOT_COLUMNS = ("timestamp", "close")
 class TickFileError(Exception):
     """A tick file cannot be used; ``kind`` is the health kind (bad_file, missing_column)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, transient: bool = False):
         super().__init__(message)
         self.kind = kind
+        self.transient = transient  # may pass (permission, I/O): never cached as the file's verdict
 
 
 @dataclass
@@ -86,6 +87,9 @@ def read_tick_table(path: str, columns: tuple[str, ...], use_threads: bool = Tru
                 f"{path}: no column {', '.join(repr(m) for m in missing)} (has: {', '.join(names)}); "
                 "rename the column in the file or re-export it",
             ) from None
+        if isinstance(exc, OSError) and exc.errno is not None:  # permission, I/O: may pass
+            raise TickFileError("bad_file", f"{path}: cannot be read now ({_short(exc)}); check its permissions "
+                                "and the disk", transient=True) from None
         raise TickFileError("bad_file", f"{path}: unreadable parquet ({_short(exc)}); re-export or delete the file") from None
 
 
@@ -118,7 +122,13 @@ def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str
         return values, valid
     if pa.types.is_date(typ):
         return timestamps_to_utc_ns(arr.cast(pa.timestamp("s")), naive_timezone)
-    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+    if pa.types.is_integer(typ):  # exact in int64 for every unit (ns epochs exceed float64's 2**53)
+        valid = np.asarray(arr.is_valid())
+        raw_int = np.asarray(arr.cast(pa.int64()).fill_null(0), dtype=np.int64)
+        mag = np.abs(raw_int)
+        scale = np.select([mag < 10**10, mag < 10**13, mag < 10**16], [NS, 1_000_000, 1_000], 1).astype(np.int64)
+        return np.where(valid, raw_int, 0) * scale, valid
+    if pa.types.is_floating(typ):
         raw = np.asarray(arr.cast(pa.float64()).fill_null(np.nan), dtype=np.float64)
         valid = np.isfinite(raw)
         mag = np.abs(np.where(valid, raw, 0.0))

@@ -80,7 +80,7 @@ def test_concurrent_builders_leave_a_valid_entry(case):
         sums = pool.map(_build, [(path, cache_dir)] * 8)
     assert len(set(sums)) == 1
     entries = sorted(p.name for p in cache_dir.rglob("*") if p.is_file())
-    assert len(entries) == 2 and entries[1] == "index.json"  # one day entry + index, no temp files left
+    assert len(entries) == 2 and entries[1] == "index"  # one day entry + index, no temp files left
     _, got, hit = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
     assert hit and float(sum(s.volume.sum() for s in got.values())) == sums[0]
 

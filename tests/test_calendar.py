@@ -73,16 +73,6 @@ def test_shipped_csv_is_what_the_builder_makes(shipped):
     pd.testing.assert_frame_equal(built.reset_index(drop=True), shipped.reset_index(drop=True), check_dtype=False)
 
 
-def test_golden_calendar_columns_and_agreement(golden_dir, shipped):
-    golden = pd.read_csv(golden_dir / "meta/expiry_calendar.csv", dtype=str)
-    assert list(golden.columns) == list(shipped.columns)
-    merged = golden.merge(shipped, on=["Instrument", "Expiry_Type", "Scheduled_Expiry"], suffixes=("_g", "_s"))
-    assert len(merged) == len(golden)
-    # The golden example's calendar ignores the 2024-07-17 Muharram holiday; every other row agrees.
-    differ = merged[merged.Final_Expiry_g != merged.Final_Expiry_s]
-    assert list(differ.Scheduled_Expiry) == ["2024-07-17"]
-
-
 def test_cli_writes_csv(tmp_path, capsys):
     out = tmp_path / "cal.csv"
     assert main(["--from", "2024-07-01", "--to", "2024-07-31", "--out", str(out), "--symbols", "BANKNIFTY"]) == 0

@@ -1,4 +1,4 @@
-"""End to end: the Hydra command and the seed command, on the golden data and on bad input."""
+"""End to end: the Hydra command and the seed command, on the regression market and on bad input."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,9 @@ import pytest
 
 from core.config import DEFAULTS
 from tests.conftest import ROOT
-from tests.test_golden import assert_trades_match
+from tests.test_regression import assert_trades_match
 
-STEM = "BANKNIFTY_2024-07-01_2024-07-04"
+STEM = "BANKNIFTY_2024-07-01_2024-07-03"
 
 
 def run_cmd(args, cwd, check=True):
@@ -24,35 +24,31 @@ def run_cmd(args, cwd, check=True):
     return proc
 
 
-def hydra_args(golden: Path, out: Path, *extra):
-    return [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-04",
-            f"data.options_dir={golden}/data/packed/options",
-            f"data.spot_glob='{golden}/data/packed/spot/{{symbol}}/**/*.parquet'",
-            f"data.calendar_csv={golden}/meta/expiry_calendar.csv",
+def hydra_args(market, out: Path, *extra):
+    return [str(ROOT / "sweep/main.py"), *market.overrides(),
             f"results_dir={out}", f"cache_dir={out}/cache", "tracking.enabled=false", *extra]
 
 
-def test_hydra_and_seed_commands_give_identical_trades(golden_dir, tmp_path):
-    proc = run_cmd(hydra_args(golden_dir, tmp_path / "hydra"), cwd=tmp_path)
-    assert "trades 24" in proc.stdout and "win rate" in proc.stdout
+def test_hydra_and_seed_commands_give_identical_trades(regression, tmp_path):
+    proc = run_cmd(hydra_args(regression, tmp_path / "hydra"), cwd=tmp_path)
+    assert "trades 18" in proc.stdout and "win rate" in proc.stdout
     seed_out = tmp_path / "seed"
-    run_cmd([str(ROOT / "backtests/atm_volume.py"), "--symbol", "BANKNIFTY", "--start", "2024-07-01",
-             "--end", "2024-07-04", "--options-dir", f"{golden_dir}/data/packed/options",
-             "--spot-glob", f"{golden_dir}/data/packed/spot/{{symbol}}/**/*.parquet",
-             "--calendar-csv", f"{golden_dir}/meta/expiry_calendar.csv", "--results-dir", str(seed_out)], cwd=tmp_path)
+    run_cmd([str(ROOT / "backtests/atm_volume.py"), "--symbol", "BANKNIFTY", "--start", regression.start,
+             "--end", regression.end, "--options-dir", str(regression.options_dir),
+             "--spot-glob", f"{regression.spot_dir}/{{symbol}}/**/*.parquet",
+             "--calendar-csv", str(regression.calendar_csv), "--results-dir", str(seed_out)], cwd=tmp_path)
     hydra_trades = (tmp_path / "hydra" / f"trades_{STEM}.parquet").read_bytes()
     assert hydra_trades == (seed_out / f"trades_{STEM}.parquet").read_bytes()
-    expected = pd.read_parquet(golden_dir / "expected/trades_default.parquet")
-    assert_trades_match(pd.read_parquet(tmp_path / "hydra" / f"trades_{STEM}.parquet"), expected)
+    assert_trades_match(pd.read_parquet(tmp_path / "hydra" / f"trades_{STEM}.parquet"), regression.expected("default"))
     for name in ("summary", "health"):
         assert (tmp_path / "hydra" / f"{name}_{STEM}.{'json' if name == 'health' else 'parquet'}").exists()
 
 
-def test_hydra_groups_compose_on_golden(golden_dir, tmp_path):
-    run_cmd(hydra_args(golden_dir, tmp_path, "risk=long", "pnl_mode=option_close", "signal.multiplier=2.5"),
+def test_hydra_groups_compose(regression, tmp_path):
+    run_cmd(hydra_args(regression, tmp_path, "risk=long", "pnl_mode=option_close", "signal.multiplier=2.5"),
             cwd=tmp_path)
-    expected = pd.read_parquet(golden_dir / "expected/trades_long_option_close_m2.5.parquet")
-    assert_trades_match(pd.read_parquet(tmp_path / f"trades_{STEM}.parquet"), expected)
+    assert_trades_match(pd.read_parquet(tmp_path / f"trades_{STEM}.parquet"),
+                        regression.expected("long_option_close_m2.5"))
 
 
 @pytest.mark.parametrize("override,needle", [
@@ -90,7 +86,7 @@ def test_missing_start_is_named(tmp_path):
 def test_conf_defaults_equal_core_defaults():
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):  # the checkout's conf/
         cfg = compose(config_name="config")
     from omegaconf import OmegaConf
 

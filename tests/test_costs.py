@@ -11,8 +11,8 @@ import pytest
 from core import bs, run_backtest
 from core.costs import CostSettings, trade_costs
 from core.lots import lot_size
-from tests.conftest import golden_config
-from tests.test_golden import assert_trades_match
+from tests.conftest import CASES
+from tests.test_regression import assert_trades_match
 
 D = dt.date.fromisoformat
 
@@ -124,21 +124,18 @@ def test_implied_vol_rejects_impossible_premiums():
     assert ivs.shape == (2,) and np.isfinite(ivs).all()
 
 
-def test_costs_none_equals_spec_on_golden(golden_dir):
-    for name, over in (("default", {}), ("long_option_close_m2.5", {"risk": {"side": "long"},
-                                                                     "pnl_mode": "option_close",
-                                                                     "signal": {"multiplier": 2.5}})):
-        result = run_backtest(golden_config(golden_dir, costs={"name": "none"}, **over))
-        expected = pd.read_parquet(golden_dir / f"expected/trades_{name}.parquet")
-        assert_trades_match(result.trades, expected)
+def test_costs_none_equals_spec(regression):
+    for name, over in CASES.items():
+        result = run_backtest(regression.config(costs={"name": "none"}, **over))
+        assert_trades_match(result.trades, regression.expected(name))
         assert (result.trades["net_pts"] == result.trades["pnl_pts"]).all()
         assert (result.trades["charges_inr"] == 0).all()
 
 
-def test_black_scholes_delta_on_golden(golden_dir):
-    result = run_backtest(golden_config(golden_dir, delta={"name": "black_scholes"}))
+def test_black_scholes_delta(regression):
+    result = run_backtest(regression.config(delta={"name": "black_scholes"}))
     deltas = result.trades["delta_used"]
     assert len(result.trades) and ((deltas > 0) & (deltas < 1)).all()
     assert deltas.nunique() > 2  # not the fixed 0.5/0.4
-    default = run_backtest(golden_config(golden_dir))
+    default = run_backtest(regression.config())
     assert list(result.trades["signal_ts"]) == list(default.trades["signal_ts"])  # same signals, other marks
