@@ -18,8 +18,10 @@ def headline(result: BacktestResult) -> dict:
     }
 
 
-def format_result(result: BacktestResult, paths: dict | None = None, label: str = "") -> str:
-    """A few lines: the headline numbers, non-zero health problems, warnings, output paths."""
+def format_result(result: BacktestResult, paths: dict | None = None, label: str = "", time_label: str = "wall") -> str:
+    """A few lines: the headline numbers, non-zero health problems, warnings, output paths.
+    ``time_label`` names what ``result.wall_seconds`` measured (a sweep reports each combination's
+    own evaluation time)."""
     cfg, h = result.config, headline(result)
     if result.synthetic:
         label = "[SYNTHETIC DATA] " + label
@@ -27,7 +29,7 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
         f"atmburst {label}{cfg.symbol} {cfg.start}..{cfg.end}  side={cfg.strategy.side} "
         f"pnl_mode={cfg.strategy.pnl_mode} multiplier={cfg.strategy.multiplier:g}",
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
-        f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  wall {h['wall_seconds']:.2f} s",
+        f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  {time_label} {h['wall_seconds']:.2f} s",
     ]
     money = result.trades[["gross_inr", "charges_inr", "net_inr"]] if "net_inr" in result.trades else None
     if money is not None and len(money) and not money.isna().any().any():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -9,6 +9,7 @@ by one expiry's files, not by the date range.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .cache import TickCache
 from .costs import trade_costs
@@ -30,7 +32,7 @@ from .exits import simulate_exit
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .holidays import nse_trading_days
-from .outputs import output_paths, summary_table, trades_table, write_json, write_parquet
+from .outputs import output_paths, summary_table, trades_table, write_file_set
 from .signal import Candidate, find_signal
 from . import bs
 from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
@@ -91,16 +93,26 @@ class BacktestResult:
     summary_table: pa.Table = field(repr=False)
     synthetic: bool = False  # the data carries the SYNTHETIC.json marker of core.synth
 
-    def write(self, results_dir: str | Path | None = None) -> dict[str, Path]:
-        """Write trades, summary and health files (atomically) and return their paths."""
+    def write(self, results_dir: str | Path | None = None, extra: dict[str, Callable] | None = None
+              ) -> dict[str, Path]:
+        """Write trades, summary and health files (and ``extra``: file name -> ``write(fileobj)``) as one
+        set (core.outputs.write_file_set; the health json, written last, lists every file's digest) and
+        return their paths. OSError (e.g. a full disk) is raised with nothing new left behind."""
         folder = Path(results_dir) if results_dir is not None else self.config.results_dir
         paths = output_paths(folder, self.config.symbol, self.config.start, self.config.end)
         label = {b"atmburst.data": b"SYNTHETIC" if self.synthetic else b"user"}
-        write_parquet(self.trades_table.replace_schema_metadata(label), paths["trades"])
-        write_parquet(self.summary_table.replace_schema_metadata(label), paths["summary"])
-        write_json({"synthetic_data": self.synthetic, **self.health,
-                    "wall_seconds": round(self.wall_seconds, 3)}, paths["health"])
-        return paths
+        trades = self.trades_table.replace_schema_metadata(label)
+        summary = self.summary_table.replace_schema_metadata(label)
+        health = {"synthetic_data": self.synthetic, **self.health, "wall_seconds": round(self.wall_seconds, 3)}
+
+        def write_health(fh, digests):
+            fh.write(json.dumps({**health, "outputs": digests}, indent=2, default=str).encode())
+
+        files = {paths["trades"].name: lambda fh: pq.write_table(trades, fh),
+                 paths["summary"].name: lambda fh: pq.write_table(summary, fh),
+                 **(extra or {}), paths["health"].name: write_health}
+        written = write_file_set(folder, files, marker=paths["health"].name)
+        return {**paths, **{name: path for name, path in written.items() if path not in paths.values()}}
 
 
 class _FileLoader:

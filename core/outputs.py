@@ -1,7 +1,12 @@
 """Trades and daily summary tables with the exact schema of SPEC 8, and atomic writers."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,5 +117,36 @@ def write_json(obj, path: Path) -> None:
     atomic_write_bytes(Path(path), lambda fh: fh.write(text))
 
 
+def write_file_set(folder: Path, files: dict[str, Callable], marker: str) -> dict[str, Path]:
+    """Write a run's files as a set: every file into a temp folder inside ``folder``, then each renamed
+    into place with ``marker`` last (it lists the BLAKE2b digest of every other file of the set).
+
+    The marker of an earlier run with the same names is removed before the first rename, so a reader
+    that trusts only a marker whose digests match never mixes two runs. ``files`` maps file names to
+    ``write(fileobj)`` callables; ``files[marker]`` is called with the digests as a second argument.
+    On any error nothing new is left in ``folder`` and the error is raised.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=folder))
+    try:
+        digests = {}
+        for name, write in files.items():
+            if name == marker:
+                continue
+            atomic_write_bytes(staging / name, write)
+            digests[name] = hashlib.blake2b((staging / name).read_bytes(), digest_size=16).hexdigest()
+        atomic_write_bytes(staging / marker, lambda fh: files[marker](fh, digests))
+        try:
+            os.unlink(folder / marker)
+        except FileNotFoundError:
+            pass
+        for name in [*digests, marker]:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: folder / name for name in files}
+
+
 __all__ = ["TRADE_SCHEMA", "SUMMARY_SCHEMA", "trades_table", "summary_table", "output_paths",
-           "write_parquet", "write_json"]
+           "write_parquet", "write_json", "write_file_set"]

@@ -11,10 +11,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,9 +27,9 @@ from core.engine import (BacktestResult, build_markets, evaluate_markets, result
                          run_fingerprint)
 from core.health import Health
 from core.cache import atomic_write_bytes
-from core.outputs import write_json
 from core.stats import breakdowns, metrics_for_tracking, summary_stats
 from sweep.progress import Progress
+from sweep.tracking import OBJECTIVE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report")
@@ -101,6 +102,27 @@ def _market_key(cfg: RunConfig) -> str:
     return json.dumps(raw, sort_keys=True, default=str)
 
 
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """The override keys whose value differs between combinations."""
+    values: dict[str, set] = defaultdict(set)
+    for j in jobs:
+        for o in j.overrides:
+            values[o.split("=", 1)[0]].add(o)
+    return sorted(k for k, v in values.items() if len(v) > 1)
+
+
+def combo_label(job: Job, swept: list[str]) -> str:
+    """The combination in a few words: its swept overrides."""
+    own = [o for o in job.overrides if o.split("=", 1)[0] in swept]
+    return " ".join(own) or f"#{job.index}"
+
+
+def combo_folder_name(job: Job, swept: list[str]) -> str:
+    """A folder name for one combination: its number and its swept overrides, safe on any filesystem."""
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", combo_label(job, swept).replace(" ", ",")).strip("_")
+    return f"{job.index}_{slug[:120]}" if slug and slug != f"_{job.index}" else str(job.index)
+
+
 class Finisher:
     """Writes a combination's files and logs it to MLflow (driver side)."""
 
@@ -110,11 +132,8 @@ class Finisher:
         self.sweeping = sweep_name is not None
         self.tracker = None
         self.parent = None
-        values: dict[str, set] = defaultdict(set)
-        for j in jobs:
-            for o in j.overrides:
-                values[o.split("=", 1)[0]].add(o)
-        self.swept = sorted(k for k, v in values.items() if len(v) > 1)
+        self.metric = first.setting("report", "metric")
+        self.swept = swept_keys(jobs)
         if first.setting("tracking", "enabled"):
             from sweep.tracking import Tracker, code_version
 
@@ -126,32 +145,37 @@ class Finisher:
                       f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
             self.version = code_version()
             if sweep_name and self.tracker:
-                self.parent = self.tracker.start_parent(sweep_name, {"combos": str(len(jobs)),
-                                                                     "swept": ",".join(self.swept) or "-"},
-                                                        {"atmburst.version": self.version})
+                name = f"sweep of {len(jobs)} combinations: {', '.join(self.swept) or 'one setting'}"
+                self.parent = self.tracker.start_parent(
+                    name[:250], {"combinations": str(len(jobs)), "swept": ",".join(self.swept) or "-"},
+                    {"atmburst.version": self.version, "sweep_dir": sweep_name,
+                     "mlflow.note.content": f"{len(jobs)} child runs, one per combination of "
+                                            f"{', '.join(self.swept) or 'the overrides'}; ranked by {self.metric}"})
 
     def label(self, job: Job) -> str:
-        """The combination in a few words: its swept overrides."""
-        own = [o for o in job.overrides if o.split("=", 1)[0] in self.swept]
-        return " ".join(own) or f"#{job.index}"
+        return combo_label(job, self.swept)
 
     def finished(self, keys: list[str]) -> dict[str, str]:
         return self.tracker.finished_combos(keys) if self.tracker else {}
 
     def finish(self, job: Job, result: BacktestResult, fingerprint: str, key: str, full_report: bool = True) -> dict:
-        paths = result.write()
+        cfg = result.config
         stats = summary_stats(result.trades)
-        tables = breakdowns(result.trades, result.config.strike_step)
-        stem = paths["trades"].stem.replace("trades_", "")
+        tables = breakdowns(result.trades, cfg.strike_step)
+        stem = f"{cfg.symbol}_{cfg.start:%Y-%m-%d}_{cfg.end:%Y-%m-%d}"
+        stats_blob = json.dumps({"synthetic_data": result.synthetic, **stats,
+                                 "breakdowns": {k: v.reset_index().to_dict(orient="records")
+                                                for k, v in tables.items()}}, indent=2, default=str).encode()
+        config_blob = yaml.safe_dump({**job.engine, **job.shell}, sort_keys=False).encode()
+        try:
+            written = result.write(extra={f"stats_{stem}.json": lambda fh: fh.write(stats_blob),
+                                          f"config_{stem}.yaml": lambda fh: fh.write(config_blob)})
+        except OSError as exc:
+            fail(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
+                 f"combination was kept (free space, or set results_dir to another folder)")
+        paths = {k: written[k] for k in ("trades", "summary", "health")}
         folder = paths["trades"].parent
-        stats_path = folder / f"stats_{stem}.json"
-        write_json({"synthetic_data": result.synthetic, **stats,
-                    "breakdowns": {k: v.reset_index().to_dict(orient="records") for k, v in tables.items()}},
-                   stats_path)
-        config_path = folder / f"config_{stem}.yaml"
-        atomic_write_bytes(config_path, lambda fh: fh.write(yaml.safe_dump({**job.engine, **job.shell},
-                                                                          sort_keys=False).encode()))
-        extra = [stats_path, config_path]
+        extra = [written[f"stats_{stem}.json"], written[f"config_{stem}.yaml"]]
         if job.setting("report", "enabled") and full_report:
             try:
                 extra += write_report(job, result, folder, stem)
@@ -160,20 +184,22 @@ class Finisher:
                       f"({type(exc).__name__}: {str(exc)[:200]}); the trades and summary are written.", file=sys.stderr)
         metrics = metrics_for_tracking(stats)
         metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
+        if self.metric in metrics:
+            metrics[OBJECTIVE_PREFIX + self.metric] = metrics[self.metric]
         run_id = None
         if self.tracker:
-            from sweep.tracking import COMBO_TAG, flatten
+            from sweep.tracking import COMBO_TAG, split_params
 
-            cfg = result.config
+            params, path_tags = split_params(job.engine)
             tags = {"symbol": cfg.symbol, "date_range": f"{cfg.start}..{cfg.end}", "data_fingerprint": fingerprint,
                     "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(result.synthetic).lower(),
-                    "overrides": " ".join(job.overrides)[:5000]}
+                    "overrides": " ".join(job.overrides)[:5000], "results_folder": str(folder), **path_tags}
             name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
-            run_id = self.tracker.log_combo(self.parent, name[:250], flatten({**job.engine, **job.shell}), metrics,
-                                            tags, [paths["trades"], paths["summary"], paths["health"], *extra])
+            run_id = self.tracker.log_combo(self.parent, name[:250], params, metrics, tags,
+                                            [paths["trades"], paths["summary"], paths["health"], *extra])
         if not self.quiet:
-            print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.sweeping else ""),
-                  flush=True)
+            print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.sweeping else "",
+                                time_label="evaluation" if self.sweeping else "wall"), flush=True)
             if not self.sweeping:
                 print(format_stats(stats, tables.get("anchor")), flush=True)
                 report = next((p for p in extra if p.suffix == ".html"), None)
@@ -260,8 +286,10 @@ def _init_ray(job: Job):
         ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
     else:
         pythonpath = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
-        ray.init(num_cpus=job.setting("ray", "num_cpus"), runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
-                 **kwargs)
+        # address="local": always a private Ray of this process, never a cluster that happens to run on
+        # this machine (Ray would otherwise join the one named in its address file).
+        ray.init(address="local", num_cpus=job.setting("ray", "num_cpus"),
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **kwargs)
     return ray, True
 
 
@@ -270,44 +298,77 @@ def _build_chunk(cfg: RunConfig):
 
 
 def _evaluate_chunk(markets, strategies, symbol):
-    """Each (symbol, chunk, combination) unit of a batch: one deserialised market, several strategies."""
-    return [evaluate_markets(markets, strategy, symbol) for strategy in strategies]
+    """Each (symbol, chunk, combination) unit of a batch: one deserialised market, several strategies;
+    per strategy (records, health, seconds spent evaluating it)."""
+    out = []
+    for strategy in strategies:
+        started = time.perf_counter()
+        records, health = evaluate_markets(markets, strategy, symbol)
+        out.append((records, health, time.perf_counter() - started))
+    return out
 
 
-def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
-    """The sweep's comparison page (and the full report of its best combination)."""
-    from core.report import sweep_report
-
-    metric = jobs[0].setting("report", "metric")
+def comparison_table(jobs: list[Job], results: list[dict | None], swept: list[str]) -> pd.DataFrame:
+    """One row per combination (run now or resumed): number, swept settings, statistics, MLflow run."""
     rows = []
     for job, result in zip(jobs, results):
         if result and "metrics" in result:
-            params = dict(o.split("=", 1) for o in job.overrides if o.split("=", 1)[0] in finisher.swept)
-            rows.append({"combo": job.index, **params, **result["metrics"]})
-    if not rows:
-        return
+            params = dict(o.split("=", 1) for o in job.overrides if o.split("=", 1)[0] in swept)
+            metrics = {k: v for k, v in result["metrics"].items() if not k.startswith(OBJECTIVE_PREFIX)}
+            rows.append({"combo": job.index, **params, **metrics,
+                         "resumed": "resumed_from" in result, "mlflow_run_id": result.get("mlflow_run_id") or ""})
     frame = pd.DataFrame(rows)
-    for col in finisher.swept:
+    for col in swept:
         if col in frame:
             numeric = pd.to_numeric(frame[col], errors="coerce")
             if numeric.notna().all():
                 frame[col] = numeric
+    return frame
+
+
+def _best_pnl(best_i: int, results, kept, finisher, folder: Path):
+    """pnl_pts of the best combination's trades (from this run, or from MLflow when it was resumed)."""
+    if best_i in kept:
+        return kept[best_i].trades["pnl_pts"].to_numpy(), kept[best_i].synthetic
+    run_id = results[best_i].get("mlflow_run_id")
+    if not (finisher.tracker and run_id):
+        return None, False
+    try:
+        names = [a.path for a in finisher.tracker.client.list_artifacts(run_id) if a.path.startswith("trades_")]
+        local = finisher.tracker.download(run_id, names[0], folder / ".resumed" / run_id)
+        trades = pd.read_parquet(local)
+        synthetic = finisher.tracker.client.get_run(run_id).data.tags.get("synthetic_data") == "true"
+        return trades["pnl_pts"].to_numpy(), synthetic
+    except Exception:  # the ranking stands without the best combination's bootstrap
+        return None, False
+
+
+def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
+    """The sweep's comparison table and page (and the full report of its best combination)."""
+    from core.report import sweep_report
+
+    metric = finisher.metric
+    frame = comparison_table(jobs, results, finisher.swept)
+    if frame.empty:
+        return
     if metric not in frame:
         fail(f"config key 'report.metric' names no metric ({metric}); choose one of: "
-             f"{', '.join(c for c in frame.columns if c not in finisher.swept and c != 'combo')}")
-    best = int(frame.sort_values(metric, ascending=False).iloc[0]["combo"])
+             f"{', '.join(c for c in frame.columns if c not in finisher.swept and c not in ('combo', 'resumed', 'mlflow_run_id'))}")
+    best = int(frame.sort_values([metric, "combo"], ascending=[False, True]).iloc[0]["combo"])
     best_i = next(i for i, j in enumerate(jobs) if j.index == best)
-    best_result = kept.get(best_i)
+    folder = sweep_dir or Path(cfg_folder(results, best_i)).parent
+    best_pnl, synthetic = _best_pnl(best_i, results, kept, finisher, folder)
     cols = ["combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate", "profit_factor",
             "max_drawdown_pts", "daily_sharpe"]
     cols += [metric] if metric not in cols else []
     page = sweep_report(frame[[c for c in cols if c in frame]], [c for c in finisher.swept if c in frame], metric,
-                        best_result.trades["pnl_pts"].to_numpy() if best_result is not None else None,
-                        bool(best_result is not None and best_result.synthetic))
-    folder = sweep_dir or Path(results[best_i]["paths"]["trades"]).parent.parent
+                        best_pnl, synthetic)
     target = folder / "sweep_report.html"
+    table_path = folder / "sweep_comparison.parquet"
     atomic_write_bytes(target, lambda fh: fh.write(page.encode()))
-    written = [target]
+    atomic_write_bytes(table_path, lambda fh: frame.to_parquet(fh, index=False))
+    written = [target, table_path]
+    best_result = kept.get(best_i)
     if best_result is not None and jobs[best_i].setting("report", "enabled"):
         paths = results[best_i]["paths"]
         stem = Path(paths["trades"]).stem.replace("trades_", "")
@@ -316,17 +377,42 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
             finisher.tracker.add_artifacts(results[best_i]["mlflow_run_id"], extra)
     if finisher.tracker and finisher.parent:
         finisher.tracker.add_artifacts(finisher.parent, written)
+        best_row = frame[frame["combo"] == best].iloc[0]
+        finisher.tracker.log_metrics(finisher.parent, {metric: float(best_row[metric]), "best_combo": float(best),
+                                                       "combinations": float(len(frame))})
+        finisher.tracker.client.set_tag(finisher.parent, "best_combination",
+                                        f"#{best} {finisher.label(jobs[best_i])}"[:5000])
     if not finisher.quiet:
         shown = [c for c in ("combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate",
                              "profit_factor", "max_drawdown_pts", "net_inr") if c in frame]
         table = frame[shown].sort_values(metric if metric in frame else "combo", ascending=False)
         table = table.astype({c: int for c in ("combo", "trades") if c in table})
         print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-        print(f"  comparison page: {target}")
+        print(f"  comparison page: {target}\n  comparison table: {table_path}")
         if best_result is not None and jobs[best_i].setting("report", "enabled"):
             stem = Path(results[best_i]["paths"]["trades"]).stem.replace("trades_", "")
             print(f"  report of the best combination (#{best}): "
                   f"{Path(results[best_i]['paths']['trades']).parent / f'report_{stem}.html'}")
+
+
+def cfg_folder(results, i) -> str:
+    paths = (results[i] or {}).get("paths") or {}
+    return str(Path(paths["trades"]).parent) if "trades" in paths else "."
+
+
+def separate_results(jobs: list[Job], cfgs: list[RunConfig]) -> list[RunConfig]:
+    """Combinations that would write to the same results folder (an explicit ``results_dir``) each get
+    a subfolder of it named by their number and swept overrides, so none overwrites another."""
+    shared = defaultdict(list)
+    for i, cfg in enumerate(cfgs):
+        shared[cfg.results_dir].append(i)
+    swept = swept_keys(jobs)
+    out = list(cfgs)
+    for folder, members in shared.items():
+        if len(members) > 1:
+            for i in members:
+                out[i] = replace(cfgs[i], results_dir=folder / combo_folder_name(jobs[i], swept))
+    return out
 
 
 def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_dir: Path | None = None) -> list[dict]:
@@ -338,6 +424,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
             cfgs.append(load_config(job.engine, base_dir))
         except ConfigError as exc:
             fail(f"config error in combination #{job.index} ({' '.join(job.overrides)}): {exc}")
+    cfgs = separate_results(jobs, cfgs)
     how = jobs[0].setting("sweep", "chunk")
     for cfg in cfgs:
         date_chunks(cfg.start, cfg.end, how)  # validates sweep.chunk before any work
@@ -351,7 +438,8 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
         pending = []
         for i, (job, key) in enumerate(zip(jobs, keys)):
             if key in done:
-                results[i] = {"resumed_from": done[key]}
+                results[i] = {"resumed_from": done[key], "mlflow_run_id": done[key],
+                              "metrics": finisher.tracker.run_metrics(done[key])}
                 if not finisher.quiet:
                     print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
             else:
@@ -359,7 +447,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
         kept: dict[int, BacktestResult] = {}
         timing = {}
         if pending:
-            timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept)
+            timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, kept)
         if jobs[0].setting("report", "enabled"):
             _comparison(jobs, results, kept, finisher, sweep_dir)
         status = "FINISHED"
@@ -375,7 +463,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     return results
 
 
-def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, started, kept) -> dict:
+def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, kept) -> dict:
     """Run the pending combinations with Ray; returns timings {ray_start, tasks} in seconds."""
     t0 = time.perf_counter()
     ray, owned = _init_ray(jobs[0])
@@ -390,6 +478,7 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
                  for chunk in date_chunks(cfgs[members[0]].start, cfgs[members[0]].end, how)]
         records: dict[int, list] = {i: [] for i in pending}
         health: dict[int, Health] = {i: Health() for i in pending}
+        seconds: dict[int, float] = dict.fromkeys(pending, 0.0)  # each combination's own evaluation time
         remaining = {i: sum(1 for mk, _ in units if mk == _market_key(cfgs[i])) for i in pending}
         window = 2 * max(1, int(ray.available_resources().get("CPU", 1)))
         in_flight: list[tuple] = []
@@ -420,8 +509,9 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
             members, health_ref, evals = in_flight.pop(0)
             market_health = ray.get(health_ref)
             unit_results = [(i, out) for batch, ref in evals for i, out in zip(batch, ray.get(ref))]
-            for i, (recs, eval_health) in unit_results:
+            for i, (recs, eval_health, spent) in unit_results:
                 evaluated += 1
+                seconds[i] += spent
                 bar.update(evaluated, f"{combos_done}/{len(pending)} combinations done")
                 records[i].extend(recs)
                 health[i].merge(market_health)
@@ -430,7 +520,7 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, st
                 if remaining[i] == 0:
                     combos_done += 1
                     bar.close()
-                    result = results_from_records(records.pop(i), health[i], cfgs[i], time.perf_counter() - started)
+                    result = results_from_records(records.pop(i), health[i], cfgs[i], seconds[i])
                     results[i] = finisher.finish(jobs[i], result, fingerprints[_market_key(cfgs[i])], keys[i],
                                                  full_report=False)
                     kept[i] = result

@@ -1,15 +1,26 @@
 """MLflow tracking of runs and sweeps. Only the driver process talks to the store.
 
-One parent run per sweep, one child run per combination: params are the flattened composed
-config, metrics the statistics and health counts, artifacts the trades/summary parquet files,
-the health and stats json and the composed config. A child run is complete only when its
-``atmburst.complete`` tag is set (the last write before it is ended): resuming a sweep skips
-complete runs with the same combination key and marks leftovers of a killed sweep as KILLED.
+One parent run per sweep, one child run per combination. Params are the settings that define a
+backtest (strategy, market, session, routing, costs); paths and other per-run noise are tags, so
+MLflow's compare view offers what was swept. Metrics are the statistics and health counts, plus
+``Objective.<report.metric>``: the ranking metric once more under a name that sorts first, so the
+compare view opens on it. Artifacts: trades/summary parquet, health and stats json, the config.
+The parent carries the sweep's comparison table, ``sweep_report.html`` and the best combination's
+ranking metric.
+
+A child run is complete only when its ``atmburst.complete`` tag is set (the last write before it
+is ended). Every run names its owner process (``atmburst.owner``: host, pid, process start time):
+opening the store marks RUNNING runs whose owner on this machine is gone as KILLED, so a killed
+sweep leaves nothing RUNNING after the next run. Opening a store is serialised with a file lock
+(two processes creating one SQLite store at once otherwise collide), and every call retries while
+SQLite says the database is locked.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMBO_TAG = "atmburst.combo"
 COMPLETE_TAG = "atmburst.complete"
+OWNER_TAG = "atmburst.owner"
+KIND_TAG = "mlflow.experimentKind"  # MLflow 3: which view an experiment opens on
+TRAINING_KIND = "custom_model_development"  # the runs table (not the GenAI overview)
+# Config keys that say where things are, not what is tested: tags, not params.
+PATH_KEYS = ("data.options_dir", "data.spot_glob", "data.calendar_csv", "cache_dir", "results_dir")
+OBJECTIVE_PREFIX = "Objective."
+RETRY_SECONDS = 120.0
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
@@ -29,6 +47,14 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
+
+
+def split_params(engine: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(params, tags) of a composed engine config: the settings, and the paths (as ``path.KEY`` tags)."""
+    flat = flatten(engine)
+    params = {k: v for k, v in flat.items() if k not in PATH_KEYS}
+    tags = {f"path.{k}": v for k, v in flat.items() if k in PATH_KEYS}
+    return params, tags
 
 
 def code_version() -> str:
@@ -59,33 +85,124 @@ def resolve_uri(uri: str, base_dir: Path) -> str:
     return uri
 
 
+def _lock_path(uri: str) -> Path | None:
+    """The lock file that serialises opening a local store (None for a server)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):] + ".lock")
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):].rstrip("/") + ".lock")
+    if "://" not in uri:
+        return Path(uri.rstrip("/") + ".lock")
+    return None
+
+
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), '' if unknown or gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_id(pid: int | None = None) -> str:
+    """'host|pid|start time' of this (or another) process."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}|{pid}|{_start_time(pid)}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process an owner tag names still runs (None: another machine, cannot tell)."""
+    try:
+        host, pid_text, started = owner.split("|")
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return None
+    if Path("/proc").is_dir():
+        return bool(started) and _start_time(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _locked(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class _Retrying:
+    """An MlflowClient whose calls retry while SQLite reports the database locked."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            deadline, pause = time.monotonic() + RETRY_SECONDS, 0.05
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if not _locked(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+
+        return call
+
+
 class Tracker:
     """A thin wrapper over MlflowClient for one experiment."""
 
     def __init__(self, settings: dict, base_dir: Path):
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        from filelock import FileLock
         from mlflow.tracking import MlflowClient
 
         for name in ("mlflow", "alembic"):  # no store-migration chatter on the console
             logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.owner = owner_id()
         name = str(settings.get("experiment") or "atmburst")
-        found = self.client.get_experiment_by_name(name)
-        if found is None:
-            if self.uri.startswith(("http://", "https://")):
-                self.experiment_id = self.client.create_experiment(name)  # the server decides where artifacts go
+        lock = _lock_path(self.uri)
+        if lock is not None:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock)) if lock is not None else contextlib.nullcontext():
+            self.client = _Retrying(MlflowClient(tracking_uri=self.uri))
+            found = self.client.get_experiment_by_name(name)  # creates or migrates the store
+            if found is None:
+                if self.uri.startswith(("http://", "https://")):
+                    self.experiment_id = self.client.create_experiment(name)  # the server decides artifacts
+                else:
+                    artifacts = settings.get("artifacts") or "./mlartifacts"
+                    location = Path(artifacts) if Path(artifacts).is_absolute() else base_dir / artifacts
+                    self.experiment_id = self.client.create_experiment(
+                        name, artifact_location=location.resolve().as_uri())
+                self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
             else:
-                artifacts = settings.get("artifacts") or "./mlartifacts"
-                location = Path(artifacts) if Path(artifacts).is_absolute() else base_dir / artifacts
-                self.experiment_id = self.client.create_experiment(name, artifact_location=location.resolve().as_uri())
-        else:
-            self.experiment_id = found.experiment_id
+                self.experiment_id = found.experiment_id
+                if KIND_TAG not in (found.tags or {}):
+                    self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
         self.experiment = name
+        self.reap_orphans()
+
+    # -- runs ----------------------------------------------------------------------------
+    def _create(self, name: str, tags: dict[str, str]):
+        return self.client.create_run(self.experiment_id, run_name=name, tags={**tags, OWNER_TAG: self.owner})
 
     def start_parent(self, name: str, params: dict[str, str], tags: dict[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "atmburst.kind": "sweep"})
+        run = self._create(name, {**tags, "atmburst.kind": "sweep"})
         self._log(run.info.run_id, params=params, metrics={}, tags={})
         return run.info.run_id
 
@@ -93,11 +210,32 @@ class Tracker:
         for path in paths:
             self.client.log_artifact(run_id, str(path))
 
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        self._log(run_id, params={}, metrics=metrics, tags={})
+
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status)
 
+    def reap_orphans(self) -> int:
+        """Mark RUNNING runs whose owner process on this machine is gone as KILLED; returns how many."""
+        from mlflow.entities import ViewType
+
+        reaped, token = 0, None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                           run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
+            for run in page:
+                owner = run.data.tags.get(OWNER_TAG)
+                if owner is not None and owner_alive(owner) is False:
+                    self.client.set_terminated(run.info.run_id, "KILLED")
+                    reaped += 1
+            token = page.token
+            if not token:
+                return reaped
+
     def finished_combos(self, keys: list[str]) -> dict[str, str]:
-        """{combo key: run id} of complete child runs; incomplete ones are marked KILLED."""
+        """{combo key: run id} of complete child runs (runs of older versions without an owner that were
+        left RUNNING are marked KILLED)."""
         from mlflow.entities import ViewType
 
         found: dict[str, str] = {}
@@ -112,11 +250,19 @@ class Tracker:
                     continue
                 if run.info.status == "FINISHED" and run.data.tags.get(COMPLETE_TAG) == "true":
                     found.setdefault(key, run.info.run_id)
-                elif run.info.status == "RUNNING":
+                elif run.info.status == "RUNNING" and OWNER_TAG not in run.data.tags:
                     self.client.set_terminated(run.info.run_id, "KILLED")
             token = page.token
             if not token:
                 return found
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics of a finished run (for combinations a resumed sweep skips)."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def download(self, run_id: str, artifact: str, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, artifact, str(folder)))
 
     def log_combo(self, parent_id: str | None, name: str, params: dict[str, str], metrics: dict[str, float],
                   tags: dict[str, str], artifacts: list[Path]) -> str:
@@ -124,7 +270,7 @@ class Tracker:
         run_tags = dict(tags)
         if parent_id:
             run_tags["mlflow.parentRunId"] = parent_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=run_tags)
+        run = self._create(name, run_tags)
         run_id = run.info.run_id
         try:
             self._log(run_id, params=params, metrics=metrics, tags={})
@@ -146,3 +292,4 @@ class Tracker:
         tlist = [RunTag(k, v) for k, v in sorted(tags.items())]
         for i in range(0, max(len(plist), len(mlist), len(tlist), 1), 100):
             self.client.log_batch(run_id, metrics=mlist[i:i + 100], params=plist[i:i + 100], tags=tlist[i:i + 100])
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
