@@ -4,7 +4,7 @@
         [--multiplier 2.0] [--spot-glob "./my_spot/{symbol}/*.parquet"]
 
 Writes trades_*.parquet, summary_*.parquet and health_*.json to backtests/results/.
-Every other setting is the default of conf/ (SPEC section 9); use sweep/main.py for the rest.
+Every other setting is the default of conf/ (strategy.md section 9); use sweep/main.py for the rest.
 """
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 NOTES = """## Notes on the targets
 
 * **Cold run vs floor (target 1.5x).** A cold run reads the same files as the floor, then
-  normalises every row (timezone, duplicates, bad prices and volumes, SPEC 1.4), aggregates the
+  normalises every row (timezone, duplicates, bad prices and volumes, strategy.md §1.4), aggregates the
   needed days to seconds, and writes the per-second cache (about 480 MB for this year, one file per
   series-day). Reading is already spread over threads; the normalisation and the cache writes are
   what stand above the floor. Writing the cache in a compressed columnar form, or fusing

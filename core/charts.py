@@ -54,7 +54,7 @@ def daily_pnl(summary: pd.DataFrame, synthetic: bool = False) -> bytes:
 
 def anchor_weekday_heatmap(trades: pd.DataFrame, synthetic: bool = False) -> bytes:
     """Total pnl_pts by anchor hour (rows) and weekday (columns)."""
-    frame = trades.assign(weekday=pd.to_datetime(trades["trade_date"]).dt.dayofweek)
+    frame = trades.assign(weekday=pd.to_datetime(trades["trade_date"]).dt.day_of_week)
     table = frame.pivot_table(index="anchor", columns="weekday", values="pnl_pts", aggfunc="sum").reindex(
         columns=range(5))
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(table) + 1.4))

@@ -1,6 +1,6 @@
 """Run configuration: defaults, validation, and the typed settings the engine reads.
 
-The keys and defaults are those of SPEC.md section 9; ``conf/`` mirrors them for Hydra
+The keys and defaults are those of strategy.md section 9; ``conf/`` mirrors them for Hydra
 (a test keeps the two equal). Any mapping works as input: a plain dict, or an OmegaConf
 object. Validation happens before any work and raises :class:`ConfigError` with one
 line naming the key and what is accepted.

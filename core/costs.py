@@ -1,6 +1,6 @@
 """Money: lot sizes, slippage and dated Indian charges, per trade and per leg.
 
-The SPEC trade (entry, exit, pnl_pts) is decided on marks without costs; this step prices its
+The strategy's trade (entry, exit, pnl_pts) is decided on marks without costs; this step prices its
 two fills and charges. Slippage moves each fill against the trade: a sell fills lower, a buy
 higher, by `execution.slippage` ticks (0.05) or percent of premium; a sell never fills below
 0.05. Charges use the rates in force on the trade date (``meta/charges.csv``, with sources):
@@ -81,7 +81,7 @@ def slipped(price: np.ndarray, selling: np.ndarray, settings: CostSettings) -> n
 def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[pa.Table, list[str]]:
     """``trades`` with the cost columns appended, and a message per trade that could not be costed.
 
-    A trade whose lot size or charge rate is unknown keeps its SPEC columns and gets null costs.
+    A trade whose lot size or charge rate is unknown keeps its strategy columns and gets null costs.
     """
     n = trades.num_rows
     cols: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name, _ in COST_FIELDS}

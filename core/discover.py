@@ -1,4 +1,4 @@
-"""Find the data a run needs: spot files, option series files, expiry dates (SPEC 1.1-1.3)."""
+"""Find the data a run needs: spot files, option series files, expiry dates (strategy.md §1.1-1.3)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -124,6 +124,6 @@ def data_fingerprint(spot: list[str], options_dir: Path, symbol: str, expiries: 
 
 
 def nearest_expiry(expiries: np.ndarray, day: dt.date) -> dt.date | None:
-    """Smallest expiry on or after ``day`` (SPEC 3), or None."""
+    """Smallest expiry on or after ``day`` (strategy.md §3), or None."""
     i = int(np.searchsorted(expiries, np.datetime64(day, "D"), "left"))
     return expiries[i].astype(dt.date) if i < len(expiries) else None

@@ -370,7 +370,7 @@ def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_o
 
 
 def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> list[dict]:
-    """Trades of one day under ``strategy``: at most one per window (SPEC 4-7)."""
+    """Trades of one day under ``strategy``: at most one per window (strategy.md §4-7)."""
     out = []
     for w in market.windows:
         signal = find_signal(market.spot, w.hour_open, w.atm, list(w.candidates), w.start, w.end, strategy)
@@ -463,7 +463,7 @@ def evaluate_markets(markets: Iterable[DayMarket], strategy: Strategy, symbol: s
 
 def run_backtest(config, base_dir: str | Path | None = None,
                  progress: Callable[[int, int], None] | None = None) -> BacktestResult:
-    """Run one backtest. ``config``: a dict or OmegaConf with the keys of SPEC 9 (or a RunConfig);
+    """Run one backtest. ``config``: a dict or OmegaConf with the keys of strategy.md §9 (or a RunConfig);
     ``progress(days done, days)`` is told as the run goes."""
     started = time.perf_counter()
     cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)

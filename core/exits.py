@@ -1,4 +1,4 @@
-"""Marking an open trade and finding its exit (SPEC 6-7)."""
+"""Marking an open trade and finding its exit (strategy.md §6-7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Per-second grids of one trading day (SPEC 2), cut from a file's per-second aggregates.
+"""Per-second grids of one trading day (strategy.md §2), cut from a file's per-second aggregates.
 
 Bar ``i`` of a day is the second ``session.open + i``; the grid runs from the open to the
 close inclusive (22,501 bars for 09:15:00-15:30:00). Spot is kept dense (one value per
@@ -91,6 +91,6 @@ def sparse_series(seconds: Seconds, day: int, session: Session) -> tuple[SparseS
 
 
 def has_valid_price(seconds: Seconds, day: int, session: Session) -> bool:
-    """Whether ``day`` has a valid price inside the session grid (SPEC 2: a trading day)."""
+    """Whether ``day`` has a valid price inside the session grid (strategy.md §2: a trading day)."""
     part = session_slice(seconds, day, session)
     return bool(np.isfinite(seconds.close[part.rows]).any())

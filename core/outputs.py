@@ -1,4 +1,4 @@
-"""Trades and daily summary tables with the exact schema of SPEC 8, and atomic writers."""
+"""Trades and daily summary tables with the exact schema of strategy.md §8, and atomic writers."""
 from __future__ import annotations
 
 import hashlib

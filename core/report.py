@@ -153,10 +153,10 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
     """The report page of one run."""
     stats = summary_stats(trades)
     s = cfg.strategy
-    parts = [f"<h1>atmburst: {cfg.symbol} {cfg.start} to {cfg.end}</h1>"]
+    parts = [f"<h1>atmburst: {html.escape(cfg.symbol)} {cfg.start} to {cfg.end}</h1>"]
     if synthetic:
         parts.append('<p class="synthetic">SYNTHETIC DATA: made by core.synth, not real prices or volumes.</p>')
-    parts.append(f"<p>side {s.side}, pnl mode {s.pnl_mode}, multiplier {s.multiplier:g}, burst {s.burst_secs} s over "
+    parts.append(f"<p>side {html.escape(s.side)}, pnl mode {html.escape(s.pnl_mode)}, multiplier {s.multiplier:g}, burst {s.burst_secs} s over "
                  f"{s.avg_secs} s, target {s.target_pct:g}, stop {s.stop_pct:g}, trail {s.trail_pct:g} "
                  f"(from {s.trail_activate_pct:g}), max hold {s.max_hold_secs} s.</p>")
     cards = [("trades", stats["trades"]), ("days traded", stats["days_traded"]),

@@ -1,4 +1,4 @@
-"""The burst signal, the trend filter and the choice of the trade (SPEC 4-5)."""
+"""The burst signal, the trend filter and the choice of the trade (strategy.md §4-5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 """Statistics of a run's trades, in points (pnl_pts). Formulas are in docs/statistics.md.
 
-All functions are pure over the trades frame of SPEC 8 (plus the extra columns ``atm`` and
+All functions are pure over the trades frame of strategy.md §8 (plus the extra columns ``atm`` and
 ``days_to_expiry`` the engine adds). Nothing here prints.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Load one tick file and normalise it (SPEC 1.4) into per-second aggregates.
+"""Load one tick file and normalise it (strategy.md §1.4) into per-second aggregates.
 
 A tick file (an option series or a spot file) becomes :class:`Seconds`: one row per
 IST wall-clock second that holds at least one tick, with the summed repaired volume,
@@ -211,7 +211,7 @@ def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_n
 
 
 def day_seconds(rows: TickRows, day: int) -> Seconds:
-    """Per-second aggregates of one IST day, applying the per-row rules of SPEC 1.4 and counting them."""
+    """Per-second aggregates of one IST day, applying the per-row rules of strategy.md §1.4 and counting them."""
     part = rows.day_rows(day)
     ist_ns, close, volume, vol_null = rows.ist_ns[part], rows.close[part], rows.volume[part], rows.vol_null[part]
     dup = _duplicates(ist_ns, close, volume, vol_null)

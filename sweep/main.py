@@ -2,6 +2,7 @@
 
     python sweep/main.py symbol=BANKNIFTY start=2024-07-01 end=2024-07-04 [KEY=VALUE ...]
     python sweep/main.py -m signal.multiplier=1.5,2,3 start=... end=...
+    atmburst ...            (the same, as an installed command)
 
 A single run executes in this process; `-m` hands every combination to the `atmburst_ray`
 launcher (hydra_plugins/atmburst_launcher), which runs them with Ray (sweep/runner.py).
@@ -25,8 +26,13 @@ def main(cfg: DictConfig) -> None:
     run_single(Job(0, list(HydraConfig.get().overrides.task), engine_cfg, shell), Path(HydraConfig.get().runtime.cwd))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``atmburst`` command (same as ``python sweep/main.py``): overrides checked, then Hydra."""
     sys.argv[1:], problem = check_overrides(sys.argv[1:])
     if problem:
         fail(problem)
     main()
+
+
+if __name__ == "__main__":
+    cli()

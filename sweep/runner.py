@@ -245,7 +245,11 @@ def run_single(job: Job, base_dir: Path) -> dict:
         bar.total = max(total, 1)
         bar.update(done)
 
-    result = run_backtest(cfg, progress=tell)
+    try:
+        result = run_backtest(cfg, progress=tell)
+    except ConfigError as exc:  # found in the data while running (a bad calendar row, an empty glob)
+        bar.close()
+        fail(f"config error: {exc}")
     bar.close()
     finisher = Finisher([job], base_dir, sweep_name=None)
     out = finisher.finish(job, result, run_fingerprint(cfg) if finisher.tracker else "", combo_key(cfg, ""))
@@ -428,7 +432,10 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     how = jobs[0].setting("sweep", "chunk")
     for cfg in cfgs:
         date_chunks(cfg.start, cfg.end, how)  # validates sweep.chunk before any work
-    fingerprints = {mk: run_fingerprint(cfg) for mk, cfg in {_market_key(c): c for c in cfgs}.items()}
+    try:  # reads the calendar and lists the data: its errors stop the sweep before any work
+        fingerprints = {mk: run_fingerprint(cfg) for mk, cfg in {_market_key(c): c for c in cfgs}.items()}
+    except ConfigError as exc:
+        fail(f"config error: {exc}")
     keys = [combo_key(cfg, fingerprints[_market_key(cfg)]) for cfg in cfgs]
     finisher = Finisher(jobs, base_dir, sweep_name)
     results: list[dict | None] = [None] * len(jobs)

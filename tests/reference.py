@@ -1,4 +1,4 @@
-"""A plain-loop reference of SPEC.md, written independently of the engine, for differential tests.
+"""A plain-loop reference of strategy.md, written independently of the engine, for differential tests.
 
 Deliberately simple: one Python loop per rule, direct sums instead of prefix sums, dicts
 instead of arrays. It covers what the tests feed it (one symbol, packed layout, one spot
@@ -23,7 +23,7 @@ def _clock(text: str) -> int:
 
 
 def _read_ticks(path: str, with_volume: bool) -> list[tuple]:
-    """Rows (ist_ns, file_row, close, vol) after SPEC 1.4's drops (null time, duplicates)."""
+    """Rows (ist_ns, file_row, close, vol) after strategy.md §1.4's drops (null time, duplicates)."""
     table = pq.read_table(path)
     ts = pd.Series(table.column("timestamp").to_pandas())
     if ts.dt.tz is None:
@@ -45,7 +45,7 @@ def _read_ticks(path: str, with_volume: bool) -> list[tuple]:
 
 
 def _bars(rows, day: dt.date, open_sec: int, close_sec: int):
-    """vol[s], close[s] (carried forward) of one day, SPEC 2."""
+    """vol[s], close[s] (carried forward) of one day, strategy.md §2."""
     n = close_sec - open_sec + 1
     vol = [0.0] * n
     last_price: dict[int, float] = {}

@@ -1,4 +1,4 @@
-"""SPEC 1.4: every kind of bad tick is repaired or dropped, counted under its own name, and
+"""strategy.md §1.4: every kind of bad tick is repaired or dropped, counted under its own name, and
 never stops the run. Each case corrupts the data of a clean one-trade day and asserts the
 same trade plus the exact health count."""
 from __future__ import annotations

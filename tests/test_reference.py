@@ -1,4 +1,4 @@
-"""Differential test: the engine equals a plain loop over SPEC.md (tests/reference.py) on random
+"""Differential test: the engine equals a plain loop over strategy.md (tests/reference.py) on random
 markets with faulty ticks and random configurations, trade for trade, column for column."""
 from __future__ import annotations
 

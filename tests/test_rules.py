@@ -1,4 +1,4 @@
-"""One hand-computed tiny tick set per rule of SPEC 2-7, each asserting the exact trade or its absence.
+"""One hand-computed tiny tick set per rule of strategy.md §2-7, each asserting the exact trade or its absence.
 
 Common set-up (unless a test says otherwise): session 09:15:00-09:25:00 (601 bars), one window
 anchored at 09:16:00 (bar 60) lasting 300 s (bars 60..359), burst_secs=2, avg_secs=4, multiplier 1.5,
@@ -250,7 +250,7 @@ def test_signal_without_option_price_is_no_trade(tmp_path):
 
 
 def test_no_trading_day_writes_empty_typed_files(tmp_path):
-    """A weekend-only range: no error, both files written, empty, with the SPEC 8 schema."""
+    """A weekend-only range: no error, both files written, empty, with the strategy.md §8 schema."""
     import pyarrow.parquet as pq
 
     from core.outputs import SUMMARY_SCHEMA, TRADE_SCHEMA

@@ -9,18 +9,23 @@ import sys
 from tests.conftest import ROOT
 
 
+def _pytest(args, env):
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
 def test_clone_without_golden_runs_everything_and_skips_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "ATMBURST_REQUIRE_GOLDEN"}
     env["ATMBURST_GOLDEN"] = str(tmp_path / "absent")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           "tests/test_regression.py", "tests/test_golden.py", "tests/test_calendar.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    collected = _pytest(["--collect-only", "-q", "tests"], env)
+    assert collected.returncode == 0 and "test_regression.py" in collected.stdout
+    assert "test_golden" not in collected.stdout  # not collected, so never skipped
+    proc = _pytest(["-q", "-rs", "tests/test_regression.py", "tests/test_calendar.py", "tests/test_costs.py"], env)
     assert proc.returncode == 0, proc.stdout[-3000:]
     summary = proc.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "skipped" not in summary and "golden" not in proc.stdout, summary
+    assert " passed" in summary and "skipped" not in summary, summary
     env["ATMBURST_REQUIRE_GOLDEN"] = "1"  # as CI runs: the golden case must be there
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_golden.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = _pytest(["-q", "--collect-only", "tests"], env)
     assert proc.returncode != 0 and "ATMBURST_REQUIRE_GOLDEN" in proc.stdout + proc.stderr
 
 

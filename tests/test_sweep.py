@@ -41,6 +41,7 @@ def engine_config(market, **over):
 
 
 def sweep(cwd, *args, check=True):
+    cwd.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
     if "-m" in args:  # Hydra wants the flag before the overrides
         args = ("-m", *[a for a in args if a != "-m"])
@@ -116,6 +117,18 @@ def test_cluster_path_and_tracking_off(market, tmp_path):
                            capture_output=True, text=True, env=env, timeout=180)
     assert start.returncode == 0, start.stderr
     try:
+        # ray.address=null is a private Ray even while another cluster runs here: it must not join it
+        # (joining would also refuse ray.num_cpus).
+        private = sweep(tmp_path / "private", *data_args(market), "-m", "signal.multiplier=1.5,3", "ray.num_cpus=2",
+                        "tracking.enabled=false", "report.enabled=false")
+        assert "sweep: 2 combinations" in private.stdout
+        check = subprocess.run([sys.executable, "-c", (
+            "import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
+            "from ray._private.state import state; print('JOBS', len(state.job_table()))") % port],
+            capture_output=True, text=True, env={**env, "RAY_AUTH_MODE": "token"} if (
+                os.path.expanduser("~/.ray/auth_token") and os.path.exists(os.path.expanduser("~/.ray/auth_token"))
+            ) else env, timeout=120)
+        assert "JOBS 1" in check.stdout, check.stdout + check.stderr  # only the checker itself
         proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", f"ray.address=127.0.0.1:{port}",
                      "tracking.enabled=false")
         assert "sweep: 2 combinations" in proc.stdout
@@ -132,3 +145,106 @@ def test_bad_combination_stops_before_any_work(market, tmp_path):
     proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,-1", "tracking.enabled=false", check=False)
     assert proc.returncode == 2 and "signal.multiplier" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.rglob("trades_*.parquet"))
+
+
+def test_explicit_results_dir_gives_each_combination_its_own_folder(market, tmp_path):
+    out = tmp_path / "results"
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2.5,4", f"results_dir={out}",
+                 "tracking.enabled=false", "report.enabled=false", "ray.num_cpus=1")
+    files = sorted(out.glob(f"*/trades_{STEM}.parquet"))
+    assert [f.parent.name for f in files] == ["0_signal.multiplier=1.5", "1_signal.multiplier=2.5",
+                                              "2_signal.multiplier=4"]
+    contents = {f.read_bytes() for f in files}
+    assert len(contents) == 3  # different settings, different trades, none overwritten
+    for f in files:
+        assert f"outputs: {f.parent}/" in proc.stdout
+    frames = [pd.read_parquet(f) for f in files]
+    assert len(frames[0]) != len(frames[2]) or not frames[0].equals(frames[2])
+
+
+def test_config_group_sweeps_with_hydra_functions_and_unquoted_placeholder(market, tmp_path):
+    args = [a for a in data_args(market) if not a.startswith("data.spot_glob")]
+    args.append(f"data.spot_glob={market}/packed/spot/{{symbol}}/**/*.parquet")  # no inner quotes
+    proc = sweep(tmp_path, *args, "-m", "risk=choice(sell,long)", "tracking.enabled=false", "report.enabled=false",
+                 "ray.num_cpus=1")
+    assert "side=sell" in proc.stdout and "side=long" in proc.stdout
+    assert "sweep: 2 combinations" in proc.stdout
+    proc = sweep(tmp_path, *args, "-m", "risk=glob(*)", "pnl_mode=glob(*)", "tracking.enabled=false",
+                 "report.enabled=false", "ray.num_cpus=1")
+    assert "sweep: 4 combinations" in proc.stdout
+
+
+def test_each_combination_reports_its_own_time(market, tmp_path):
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,3", "tracking.enabled=false",
+                 "report.enabled=false", "ray.num_cpus=1")
+    import re
+
+    times = [float(t) for t in re.findall(r"evaluation ([0-9.]+) s", proc.stdout)]
+    total = float(re.search(r"in ([0-9.]+) s \(", proc.stdout).group(1))
+    assert len(times) == 3 and sum(times) < total and "wall" not in proc.stdout.split("sweep:")[0]
+
+
+def _runs(db):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("atmburst")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_two_sweeps_at_once_on_a_new_store_log_every_run(market, tmp_path):
+    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    db = tmp_path / "store.db"
+    procs = []
+    for n, values in enumerate(("1.5,2,3", "2.5,3.5,4")):
+        cwd = tmp_path / f"s{n}"
+        cwd.mkdir()
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "sweep/main.py"), "-m", f"signal.multiplier={values}", *data_args(market),
+             f"tracking.uri=sqlite:///{db}", f"tracking.artifacts={tmp_path / 'artifacts'}", "report.enabled=false",
+             "ray.num_cpus=1", "quiet=true"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        assert "tracking is off" not in err, err
+    runs = _runs(db)
+    assert len(runs) == 8  # 2 parents + 6 children
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", "signal.multiplier=1.5,2,2.5,3,3.5,4,5,6",
+            *data_args(market), "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false", "quiet=true"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    db = tmp_path / "mlflow.db"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            if db.exists():
+                try:
+                    finished = [r for r in _runs(db) if r.info.status == "FINISHED"]
+                except Exception:  # the store is being created
+                    finished = []
+                if finished:
+                    break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = _runs(db)
+    assert any(r.info.status == "RUNNING" for r in before)  # the killed parent at least
+    done_before = sum(1 for r in before if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags)
+    rerun = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5,3,3.5,4,5,6", "sweep.chunk=1",
+                  "ray.num_cpus=1", "report.enabled=false")
+    assert f"(" in rerun.stdout and rerun.stdout.count("already done (MLflow run") == done_before >= 1
+    after = _runs(db)
+    assert not [r for r in after if r.info.status == "RUNNING"]
+    assert sum(1 for r in after if r.info.status == "KILLED") >= 1

@@ -1,6 +1,8 @@
 """The MLflow UI as a user sees it: a real `mlflow server` on loopback, a 3-combination sweep logged
 to it over HTTP, and headless Chromium (Debian's chromium, driven by Playwright) checking that the
-three runs show their params and metrics side by side and that the run's report opens.
+experiment opens on its runs table with the sweep's parent row, that the compare view offers the
+swept setting (not paths) beside the ranking metric, that the parent run carries the comparison
+table and page, and that the best run's report opens.
 
 Needs /usr/bin/chromium and the playwright package; skipped without them, unless
 ATMBURST_REQUIRE_BROWSER=1 (set by .ci/run), where their absence is a failure.
@@ -107,23 +109,45 @@ def test_mlflow_ui_shows_the_sweep_and_opens_the_report(mlflow_server, tmp_path)
     shots = Path(os.environ.get("ATMBURST_SCREENSHOTS_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
 
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "sweep of 3 combinations: signal.multiplier"
+    assert parent.data.metrics["total_pnl_pts"] == best.data.metrics["total_pnl_pts"]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"sweep_report.html",
+                                                                          "sweep_comparison.parquet"}
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+    for run in children:  # settings are params, paths are tags
+        assert "results_dir" not in run.data.params and "data.options_dir" not in run.data.params
+        assert run.data.tags["path.results_dir"] and "signal.multiplier" in run.data.params
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # Opening the experiment lands on its runs table, where the sweep's row says what it holds.
+            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}")
+            page.wait_for_selector("text=sweep of 3 combinations: signal.multiplier", timeout=90_000)
+            page.wait_for_timeout(1000)
+            assert "/runs" in page.url and "overview" not in page.url, page.url
+            page.screenshot(path=str(shots / "mlflow_experiment_runs.png"))
+
             page.goto(f"{mlflow_server}/#/compare-runs?runs={json.dumps(ids)}"
                       f"&experiments={json.dumps([experiment.experiment_id])}")
             page.wait_for_selector("text=Run details", timeout=90_000)
             for name in ("signal.multiplier=1.5", "signal.multiplier=2", "signal.multiplier=3"):
                 page.wait_for_selector(f"text={name}", timeout=30_000)
-            for metric in ("avg_win_pts", "daily_sharpe", "days_traded", "expectancy_pts"):
+            for metric in ("Objective.total_pnl_pts", "daily_sharpe", "expectancy_pts"):
                 page.wait_for_selector(f"text={metric}", state="attached", timeout=30_000)
             page.screenshot(path=str(shots / "mlflow_compare_runs.png"))
             text = page.inner_text("body")
             assert "Comparing 3 Runs" in text and "signal.multiplier" in text
-            # Each run's own values are on the page, side by side.
-            for run in children:
-                assert f"{run.data.metrics['days_traded']:g}" in text
+            # The parameter list holds the settings only: no paths to pick as an axis.
+            assert "results_dir" not in text and "options_dir" not in text and "cache_dir" not in text
+
+            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}"
+                      f"/artifacts/sweep_report.html")
+            page.wait_for_selector("text=sweep_comparison.parquet", timeout=90_000)
 
             page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}"
                       f"/artifacts/{report}")
