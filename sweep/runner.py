@@ -145,7 +145,7 @@ class Finisher:
                       f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
             self.version = code_version()
             if sweep_name and self.tracker:
-                name = f"sweep of {len(jobs)} combinations: {', '.join(self.swept) or 'one setting'}"
+                name = f"{len(jobs)} combinations: {', '.join(self.swept) or 'one setting'}"
                 self.parent = self.tracker.start_parent(
                     name[:250], {"combinations": str(len(jobs)), "swept": ",".join(self.swept) or "-"},
                     {"atmburst.version": self.version, "sweep_dir": sweep_name,
@@ -465,8 +465,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
           f"{time.perf_counter() - started:.1f} s{' (' + parts[2:] + ')' if parts else ''}", flush=True)
     if not finisher.quiet:
         if finisher.tracker:
-            print(f"  compare them: mlflow ui --backend-store-uri {finisher.tracker.uri} "
-                  f"(then open http://127.0.0.1:5000, experiment '{finisher.tracker.experiment}')")
+            print(f"  compare them: {finisher.tracker.how_to_open()}")
     return results
 
 

@@ -197,6 +197,18 @@ class Tracker:
         self.experiment = name
         self.reap_orphans()
 
+    def runs_url(self, server: str = "http://127.0.0.1:5000") -> str:
+        """The experiment's runs table in the MLflow UI. ``workflowType`` is spelled out: MLflow 3.17
+        opens links without it in the GenAI view, whatever the experiment's kind."""
+        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else server
+        return f"{base}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+
+    def how_to_open(self) -> str:
+        """One line telling a user how to see the runs."""
+        if self.uri.startswith(("http://", "https://")):
+            return f"open {self.runs_url()}"
+        return f"mlflow ui --backend-store-uri {self.uri}, then open {self.runs_url()}"
+
     # -- runs ----------------------------------------------------------------------------
     def _create(self, name: str, tags: dict[str, str]):
         return self.client.create_run(self.experiment_id, run_name=name, tags={**tags, OWNER_TAG: self.owner})

@@ -95,3 +95,41 @@ def test_conf_defaults_equal_core_defaults():
         composed.pop(shell_key)
     expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
     assert composed == expected
+
+
+def test_data_errors_found_while_running_are_one_line_exit_2(tmp_path):
+    from tests.test_rules import make_case, spot_path, volumes
+
+    make_case(tmp_path / "tiny", spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
+    good = tmp_path / "tiny/meta/expiry_calendar.csv"
+    calendar = tmp_path / "bad_calendar.csv"
+    base = [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-01",
+            f"data.options_dir={tmp_path}/tiny/options", f"results_dir={tmp_path}/out", "tracking.enabled=false"]
+    bad_row = pd.read_csv(good, dtype=str)
+    bad_row.loc[len(bad_row)] = {c: bad_row.iloc[0][c] for c in bad_row.columns} | {"Final_Expiry": "2024-13-45"}
+    bad_row.to_csv(calendar, index=False)
+    cases = [
+        ([f"data.spot_glob='{tmp_path}/tiny/spot/{{symbol}}/**/*.parquet'", f"data.calendar_csv={calendar}"],
+         "2024-13-45"),
+        ([f"data.spot_glob={tmp_path}/nothing/{{symbol}}/*.parquet", f"data.calendar_csv={good}"],
+         "matched no files"),
+    ]
+    for extra, needle in cases:
+        for mode in ([], ["-m"]):
+            proc = run_cmd([base[0], *mode, *base[1:], *extra], cwd=tmp_path, check=False)
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (mode, proc.stderr[-2000:])
+            assert "Traceback" not in proc.stderr
+
+
+def test_hydra_functions_and_unquoted_placeholder_reach_hydra(tmp_path):
+    proc = run_cmd([str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-01", "risk=choice(sell,nope)",
+                    "tracking.enabled=false"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no option 'nope'" in proc.stderr
+    from sweep.overrides import check_overrides
+
+    for arg in ("risk=choice(sell,long)", "risk=glob(*)", "signal.multiplier=range(1,3,0.5)",
+                "signal.multiplier=interval(1,5)", "signal.multiplier=tag(fast,choice(1,2))"):
+        assert check_overrides([arg]) == ([arg], None), arg
+    quoted, problem = check_overrides(["data.spot_glob=/data/spot/{symbol}/*.parquet"])
+    assert problem is None and quoted == ["data.spot_glob='/data/spot/{symbol}/*.parquet'"]

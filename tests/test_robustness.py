@@ -182,3 +182,21 @@ def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, t
     health = json.loads(next(out.glob("health_*.json")).read_text())
     assert {"trades_BANKNIFTY_2024-07-01_2024-07-03.parquet", "summary_BANKNIFTY_2024-07-01_2024-07-03.parquet",
             "stats_BANKNIFTY_2024-07-01_2024-07-03.json"} <= set(health["outputs"])
+
+
+def test_symbol_cannot_reach_outside_the_data_or_results_folders(regression):
+    from core import ConfigError
+
+    for symbol in ("../../x", "BANK/NIFTY", "a b", ""):
+        with pytest.raises(ConfigError, match="symbol"):
+            run_backtest(regression.config(symbol=symbol))
+
+
+def test_strings_from_config_and_data_are_escaped_in_reports():
+    from core.report import sweep_report
+
+    payload = "<script>alert(1)</script>"
+    frame = pd.DataFrame({"combo": [0, 1], "data.spot_glob": [payload, "x"], "trades": [3, 4],
+                          "total_pnl_pts": [1.0, 2.0]})
+    page = sweep_report(frame, ["data.spot_glob"], "total_pnl_pts", None, False)
+    assert payload not in page and "&lt;script&gt;" in page

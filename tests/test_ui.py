@@ -94,7 +94,7 @@ def test_mlflow_ui_shows_the_sweep_and_opens_the_report(mlflow_server, tmp_path)
         [sys.executable, str(ROOT / "sweep/main.py"), "-m", "signal.multiplier=1.5,2,3", "start=2024-07-01",
          "end=2024-07-03", f"data.options_dir={data}/packed/options",
          f"data.spot_glob='{data}/packed/spot/{{symbol}}/**/*.parquet'", f"data.calendar_csv={data}/meta/expiry_calendar.csv",
-         f"cache_dir={tmp_path}/cache", f"tracking.uri={mlflow_server}", "ray.num_cpus=2", "quiet=true"],
+         f"cache_dir={tmp_path}/cache", f"tracking.uri={mlflow_server}", "ray.num_cpus=2"],
         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -112,7 +112,7 @@ def test_mlflow_ui_shows_the_sweep_and_opens_the_report(mlflow_server, tmp_path)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
     parent = parents[0]
-    assert parent.info.run_name == "sweep of 3 combinations: signal.multiplier"
+    assert parent.info.run_name == "3 combinations: signal.multiplier"
     assert parent.data.metrics["total_pnl_pts"] == best.data.metrics["total_pnl_pts"]
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"sweep_report.html",
                                                                           "sweep_comparison.parquet"}
@@ -125,9 +125,12 @@ def test_mlflow_ui_shows_the_sweep_and_opens_the_report(mlflow_server, tmp_path)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            # Opening the experiment lands on its runs table, where the sweep's row says what it holds.
-            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}")
-            page.wait_for_selector("text=sweep of 3 combinations: signal.multiplier", timeout=90_000)
+            # The link the sweep prints lands on the experiment's runs table, where the sweep's row says
+            # what it holds.
+            link = proc.stdout.split("compare them: open ", 1)[1].split()[0]
+            assert link.startswith(mlflow_server) and f"/experiments/{experiment.experiment_id}/" in link
+            page.goto(link)
+            page.wait_for_selector("text=3 combinations: signal.multiplier", timeout=90_000)
             page.wait_for_timeout(1000)
             assert "/runs" in page.url and "overview" not in page.url, page.url
             page.screenshot(path=str(shots / "mlflow_experiment_runs.png"))
@@ -142,8 +145,12 @@ def test_mlflow_ui_shows_the_sweep_and_opens_the_report(mlflow_server, tmp_path)
             page.screenshot(path=str(shots / "mlflow_compare_runs.png"))
             text = page.inner_text("body")
             assert "Comparing 3 Runs" in text and "signal.multiplier" in text
-            # The parameter list holds the settings only: no paths to pick as an axis.
-            assert "results_dir" not in text and "options_dir" not in text and "cache_dir" not in text
+            # The chart opens on what was swept against the ranking metric (with paths as params it
+            # offered results_dir, and avg_loss_pts as the alphabetically first metric).
+            params_box = page.locator("text=Parameters:").first.locator("xpath=..").inner_text()
+            metrics_box = page.locator("text=Metrics:").first.locator("xpath=..").inner_text()
+            assert "signal.multiplier" in params_box and "results_dir" not in params_box, params_box
+            assert "Objective.total_pnl_pts" in metrics_box, metrics_box
 
             page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}"
                       f"/artifacts/sweep_report.html")
