@@ -28,12 +28,12 @@ from .costs import trade_costs
 from .config import RunConfig, Strategy, clock_label, load_config
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        path_date, series_path, spot_files)
-from .exits import simulate_exit
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .holidays import nse_trading_days
 from .outputs import output_paths, summary_table, trades_table, write_file_set
-from .signal import Candidate, find_signal
+from .kernel import evaluate_markets_batch
+from .signal import Candidate
 from . import bs
 from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
 
@@ -371,53 +371,10 @@ def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_o
 
 def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> list[dict]:
     """Trades of one day under ``strategy``: at most one per window (strategy.md §4-7)."""
-    out = []
-    for w in market.windows:
-        signal = find_signal(market.spot, w.hour_open, w.atm, list(w.candidates), w.start, w.end, strategy)
-        if signal is None:
-            continue
-        entry = signal.bar + strategy.entry_delay_secs
-        if entry >= w.end:
-            continue
-        cand = w.candidates[signal.candidate]
-        entry_opt = float(cand.series.close_at(np.array([entry]))[0])
-        if math.isnan(entry_opt):
-            if health is not None:
-                health.add("no_option_price", 1, f"{market.trade_date} {clock_label(w.anchor_sec)} "
-                           f"{cand.opt_type} {cand.strike}: no price at entry")
-            continue
-        entry_spot = float(market.spot[entry])
-        delta_used = strategy.delta_atm if cand.strike == w.atm else strategy.delta_near
-        if strategy.delta_model == "black_scholes":
-            delta_used = _black_scholes_delta(market, entry, cand, entry_opt, entry_spot, strategy, delta_used, health)
-        direction = 1 if cand.opt_type == "CE" else -1
-        last = min(entry + strategy.max_hold_secs, w.end - 1)
-        ex = simulate_exit(market.spot, cand.series, entry, last, entry_spot, entry_opt, delta_used,
-                           direction, strategy)
-        out.append({
-            "symbol": symbol,
-            "trade_date": market.trade_date,
-            "anchor": clock_label(w.anchor_sec),
-            "expiry": market.expiry,
-            "opt_type": cand.opt_type,
-            "strike": int(cand.strike),
-            "side": strategy.side,
-            "entry_ts": market.utc_us(entry),
-            "exit_ts": market.utc_us(ex.bar),
-            "entry_spot": entry_spot,
-            "exit_spot": float(market.spot[ex.bar]),
-            "delta_used": float(delta_used),
-            "entry_opt": entry_opt,
-            "exit_opt": ex.value,
-            "pnl_pts": ex.pnl,
-            "exit_reason": ex.reason,
-            "signal_ts": market.utc_us(signal.bar),
-            "burst_vol": signal.burst_volume,
-            "base_vol": signal.baseline(strategy),
-            "atm": int(w.atm),
-            "days_to_expiry": (market.expiry - market.trade_date).days,
-        })
-    return out
+    ((records, day_health),) = evaluate_markets_batch([market], [strategy], symbol, _black_scholes_delta)
+    if health is not None:
+        health.merge(day_health)
+    return records
 
 
 def is_synthetic(cfg: RunConfig) -> bool:
@@ -452,13 +409,11 @@ def build_markets(cfg: RunConfig, threads: int | None = None) -> tuple[list[DayM
     return list(iter_day_markets(cfg, health, threads)), health
 
 
-def evaluate_markets(markets: Iterable[DayMarket], strategy: Strategy, symbol: str) -> tuple[list[dict], Health]:
-    """Trade records of ``strategy`` over prepared markets, and the health of that evaluation."""
-    health = Health()
-    records: list[dict] = []
-    for market in markets:
-        records.extend(evaluate_day(market, strategy, symbol, health))
-    return records, health
+def evaluate_markets(markets: Iterable[DayMarket], strategies: list[Strategy], symbol: str
+                     ) -> list[tuple[list[dict], Health]]:
+    """Trade records and evaluation health of each of ``strategies`` over prepared markets, in one
+    pass of the batch kernel (core.kernel)."""
+    return evaluate_markets_batch(list(markets), list(strategies), symbol, _black_scholes_delta)
 
 
 def run_backtest(config, base_dir: str | Path | None = None,
