@@ -20,88 +20,20 @@ import math
 from collections import defaultdict
 
 import numpy as np
-from numba import njit
 
 from .config import Strategy, clock_label
 from .exits import OPTION_FLOOR
 from .signal import burst_and_baseline
 
 REASONS = ("stop", "trail", "target", "time")
-PREFILTER = 1.0 - 1e-9  # a bar can only hold an exact hit where its ratio exceeds multiplier * PREFILTER
 
 
-@njit(cache=True)
-def _first_signals(burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of, multipliers,
-                   min_volumes, filters, avg_secs, burst_secs):  # pragma: no cover - compiled
-    """Per strategy: (index of the first bar with a qualifying burst or -1, chosen candidate)."""
-    n_strategies = len(multipliers)
-    n_cands, n_bars = burst.shape
-    out_bar = np.full(n_strategies, -1, np.int64)
-    out_cand = np.full(n_strategies, -1, np.int64)
-    for j in range(n_strategies):
-        c = class_of[j]
-        mult = multipliers[j]
-        bound = mult * PREFILTER
-        # first bar whose running best ratio exceeds the bound (running_max is non-decreasing)
-        lo, hi = 0, n_bars
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if running_max[c, mid] > bound:
-                hi = mid
-            else:
-                lo = mid + 1
-        for i in range(lo, n_bars):
-            if not best_ratio[c, i] > bound:
-                continue
-            chosen = -1
-            chosen_ratio = 0.0
-            for k in range(n_cands):
-                b = burst[k, i]
-                s = base_sum[k, i]
-                if not (s > 0 and b * avg_secs > mult * s * burst_secs and b >= min_volumes[j]):
-                    continue
-                if filters[j]:
-                    if wants_up[c, k]:
-                        if not trend[i] > 0:
-                            continue
-                    elif not trend[i] < 0:
-                        continue
-                ratio = (b * avg_secs) / (s * burst_secs)
-                if chosen < 0 or ratio > chosen_ratio or (ratio == chosen_ratio and rank[k] < rank[chosen]):
-                    chosen, chosen_ratio = k, ratio
-            if chosen >= 0:
-                out_bar[j] = i
-                out_cand[j] = chosen
-                break
-    return out_bar, out_cand
+def _loops():
+    """The compiled loops (core.kernel_loops), imported on first use: numba costs about a second to
+    start, which a command that stops on a config error should not pay."""
+    from . import kernel_loops
 
-
-@njit(cache=True)
-def _scan_exits(pnl, peak, entry_opt, last, stops, trails, activations, targets):  # pragma: no cover
-    """Per exit setting: (index of the exit bar on the path, reason code into REASONS)."""
-    n = len(stops)
-    out_idx = np.empty(n, np.int64)
-    out_reason = np.empty(n, np.int64)
-    for j in range(n):
-        stop_level = -stops[j] * entry_opt
-        trail_on = trails[j] > 0
-        activation = activations[j] * entry_opt
-        trail_gap = trails[j] * entry_opt
-        target_level = targets[j] * entry_opt
-        idx, reason = last[j], 3
-        for t in range(1, last[j] + 1):
-            if stops[j] != 0 and pnl[t] <= stop_level:
-                idx, reason = t, 0
-                break
-            if trail_on and peak[t] >= activation and peak[t] - pnl[t] >= trail_gap:
-                idx, reason = t, 1
-                break
-            if targets[j] != 0 and pnl[t] >= target_level:
-                idx, reason = t, 2
-                break
-        out_idx[j] = idx
-        out_reason[j] = reason
-    return out_idx, out_reason
+    return kernel_loops
 
 
 def _trend_classes(strategies: list[Strategy]) -> tuple[list[tuple[bool, bool]], np.ndarray]:
@@ -149,7 +81,7 @@ def window_signals(spot: np.ndarray, window, strategies: list[Strategy]) -> list
         else:
             best_ratio[c] = ratio.max(axis=0)
     running_max = np.maximum.accumulate(best_ratio, axis=1)
-    found_bar, found_cand = _first_signals(
+    found_bar, found_cand = _loops().first_signals(
         burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of,
         np.array([s.multiplier for s in strategies], np.float64),
         np.array([s.min_burst_volume for s in strategies], np.float64),
@@ -199,6 +131,7 @@ def _window_trades(market, window, strategies, signals, symbol, records, healths
     """Entries, shared value paths and batched exit scans of one window."""
     paths: dict[tuple, list[int]] = defaultdict(list)
     entries: dict[int, tuple] = {}
+    prices: dict[tuple[int, int], float] = {}
     for j, (strategy, sig) in enumerate(zip(strategies, signals)):
         if sig is None:
             continue
@@ -207,7 +140,9 @@ def _window_trades(market, window, strategies, signals, symbol, records, healths
         if entry >= window.end:
             continue
         cand = window.candidates[k]
-        entry_opt = float(cand.series.close_at(np.array([entry]))[0])
+        entry_opt = prices.get((entry, k))
+        if entry_opt is None:
+            entry_opt = prices[(entry, k)] = float(cand.series.close_at(np.array([entry]))[0])
         if math.isnan(entry_opt):
             healths[j].add("no_option_price", 1, f"{market.trade_date} {clock_label(window.anchor_sec)} "
                            f"{cand.opt_type} {cand.strike}: no price at entry")
@@ -219,44 +154,43 @@ def _window_trades(market, window, strategies, signals, symbol, records, healths
         sign = -1 if strategy.side == "sell" else 1
         key = (entry, k, float(delta_used), sign, strategy.pnl_mode)
         paths[key].append(j)
-        entries[j] = (bar, k, burst_volume, baseline_sum, entry, entry_opt, entry_spot, float(delta_used))
+        entries[j] = (bar, burst_volume, baseline_sum, entry_opt, entry_spot)
+    if not paths:
+        return
+    # What every trade of this window shares.
+    trade_date, expiry = market.trade_date, market.expiry
+    common = {"symbol": symbol, "trade_date": trade_date, "anchor": clock_label(window.anchor_sec), "expiry": expiry,
+              "atm": int(window.atm), "days_to_expiry": (expiry - trade_date).days}
+    us_at_open = market.utc_us(0)
     for (entry, k, delta_used, sign, pnl_mode), members in paths.items():
         cand = window.candidates[k]
         direction = 1 if cand.opt_type == "CE" else -1
-        entry_opt, entry_spot = entries[members[0]][5], entries[members[0]][6]
+        entry_opt, entry_spot = entries[members[0]][3], entries[members[0]][4]
         value, pnl, peak = value_path(market.spot, cand.series, entry, window.end, entry_spot, entry_opt,
                                       delta_used, direction, sign, pnl_mode)
         chosen = [strategies[j] for j in members]
         last = np.array([min(s.max_hold_secs, window.end - 1 - entry) for s in chosen], np.int64)
-        idx, reason = _scan_exits(pnl, peak, entry_opt, last,
-                                  np.array([s.stop_pct for s in chosen], np.float64),
-                                  np.array([s.trail_pct for s in chosen], np.float64),
-                                  np.array([s.trail_activate_pct for s in chosen], np.float64),
-                                  np.array([s.target_pct for s in chosen], np.float64))
+        idx, reason = _loops().scan_exits(pnl, peak, entry_opt, last,
+                                          np.array([s.stop_pct for s in chosen], np.float64),
+                                          np.array([s.trail_pct for s in chosen], np.float64),
+                                          np.array([s.trail_activate_pct for s in chosen], np.float64),
+                                          np.array([s.target_pct for s in chosen], np.float64))
+        series_fields = {**common, "opt_type": cand.opt_type, "strike": int(cand.strike),
+                         "entry_ts": us_at_open + entry * 1_000_000, "entry_spot": entry_spot,
+                         "delta_used": delta_used, "entry_opt": entry_opt}
         for j, i, r in zip(members, idx.tolist(), reason.tolist()):
-            bar, _, burst_volume, baseline_sum, _, _, _, _ = entries[j]
+            bar, burst_volume, baseline_sum, _, _ = entries[j]
             strategy = strategies[j]
             exit_bar = entry + i
             records[j].append({
-                "symbol": symbol,
-                "trade_date": market.trade_date,
-                "anchor": clock_label(window.anchor_sec),
-                "expiry": market.expiry,
-                "opt_type": cand.opt_type,
-                "strike": int(cand.strike),
+                **series_fields,
                 "side": strategy.side,
-                "entry_ts": market.utc_us(entry),
-                "exit_ts": market.utc_us(exit_bar),
-                "entry_spot": entry_spot,
+                "exit_ts": us_at_open + exit_bar * 1_000_000,
                 "exit_spot": float(market.spot[exit_bar]),
-                "delta_used": delta_used,
-                "entry_opt": entry_opt,
                 "exit_opt": float(value[i]),
                 "pnl_pts": float(pnl[i]),
                 "exit_reason": REASONS[r],
-                "signal_ts": market.utc_us(bar),
+                "signal_ts": us_at_open + bar * 1_000_000,
                 "burst_vol": burst_volume,
                 "base_vol": baseline_sum * strategy.burst_secs / strategy.avg_secs,
-                "atm": int(window.atm),
-                "days_to_expiry": (market.expiry - market.trade_date).days,
             })
