@@ -207,18 +207,25 @@ class TickCache:
         return index, got, False
 
     # -- entries -------------------------------------------------------------------------
-    def _read_index(self, key: str, path: str) -> FileIndex | None:
-        target = self._folder(key) / "index"
+    def _read_sealed(self, target: Path, what: str, path: str) -> bytes | None:
+        """The checked bytes of one cache file; None (with a warning if it exists) when unusable."""
         try:
-            data = target.read_bytes()
+            return unseal(target.read_bytes())
         except FileNotFoundError:
             return None
         except OSError as exc:
-            self.warn("cache_rebuilt", f"cache index {target} for {path} could not be read ({exc.strerror}); "
-                      f"the tick file is read instead")
+            self.warn("cache_rebuilt", f"cache {what} {target} for {path} could not be read ({exc.strerror}); rebuilt it")
+        except ValueError as exc:
+            self.warn("cache_rebuilt", f"cache {what} {target} for {path} was unusable ({_why(exc)}); rebuilt it")
+        return None
+
+    def _read_index(self, key: str, path: str) -> FileIndex | None:
+        target = self._folder(key) / "index"
+        data = self._read_sealed(target, "index", path)
+        if data is None:
             return None
         try:
-            meta = json.loads(unseal(data))
+            meta = json.loads(data)
             if "error" in meta:
                 raise TickFileError(meta["error"]["kind"], meta["error"]["message"])
             if meta.get("grid_version") != GRID_VERSION:
@@ -232,16 +239,11 @@ class TickCache:
 
     def _read_entry(self, key: str, day: int, path: str) -> Seconds | None:
         target = self._folder(key) / f"{day}.sec"
-        try:
-            data = target.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            self.warn("cache_rebuilt", f"cache entry {target} for {path} could not be read ({exc.strerror}); "
-                      f"rebuilt it")
+        data = self._read_sealed(target, "entry", path)
+        if data is None:
             return None
         try:
-            return decode_entry(unseal(data), day)
+            return decode_entry(data, day)
         except Exception as exc:
             self.warn("cache_rebuilt", f"cache entry {target} for {path} was unusable ({_why(exc)}); rebuilt it")
             return None

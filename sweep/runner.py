@@ -15,6 +15,7 @@ import re
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -134,6 +135,8 @@ class Finisher:
         self.parent = None
         self.metric = first.setting("report", "metric")
         self.swept = swept_keys(jobs)
+        self._logging: ThreadPoolExecutor | None = None  # a sweep logs to MLflow while it computes
+        self._pending: list[tuple[dict, object]] = []
         if first.setting("tracking", "enabled"):
             from sweep.tracking import Tracker, code_version
 
@@ -186,7 +189,7 @@ class Finisher:
         metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
         if self.metric in metrics:
             metrics[OBJECTIVE_PREFIX + self.metric] = metrics[self.metric]
-        run_id = None
+        out = {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": None}
         if self.tracker:
             from sweep.tracking import COMBO_TAG, split_params
 
@@ -195,8 +198,13 @@ class Finisher:
                     "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(result.synthetic).lower(),
                     "overrides": " ".join(job.overrides)[:5000], "results_folder": str(folder), **path_tags}
             name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
-            run_id = self.tracker.log_combo(self.parent, name[:250], params, metrics, tags,
-                                            [paths["trades"], paths["summary"], paths["health"], *extra])
+            call = (self.parent, name[:250], params, metrics, tags,
+                    [paths["trades"], paths["summary"], paths["health"], *extra])
+            if self.sweeping:  # one background thread: logging overlaps the next evaluations
+                self._logging = self._logging or ThreadPoolExecutor(1, thread_name_prefix="mlflow")
+                self._pending.append((out, self._logging.submit(self.tracker.log_combo, *call)))
+            else:
+                out["mlflow_run_id"] = self.tracker.log_combo(*call)
         if not self.quiet:
             print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.sweeping else "",
                                 time_label="evaluation" if self.sweeping else "wall"), flush=True)
@@ -205,9 +213,22 @@ class Finisher:
                 report = next((p for p in extra if p.suffix == ".html"), None)
                 if report:
                     print(f"  report: {report}", flush=True)
-        return {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": run_id}
+        return out
+
+    def drain(self) -> None:
+        """Wait for the runs being logged in the background; one that fails is a warning (its files stay)."""
+        for out, future in self._pending:
+            try:
+                out["mlflow_run_id"] = future.result()
+            except Exception as exc:
+                print(f"atmburst: warning: a combination could not be logged to MLflow ({type(exc).__name__}: "
+                      f"{str(exc)[:200]}); its files are in {Path(out['paths']['trades']).parent}", file=sys.stderr)
+        self._pending.clear()
 
     def close(self, status: str = "FINISHED") -> None:
+        self.drain()
+        if self._logging:
+            self._logging.shutdown()
         if self.tracker and self.parent:
             self.tracker.end(self.parent, status)
 
@@ -453,6 +474,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
         timing = {}
         if pending:
             timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, kept)
+        finisher.drain()
         if jobs[0].setting("report", "enabled"):
             _comparison(jobs, results, kept, finisher, sweep_dir)
         status = "FINISHED"

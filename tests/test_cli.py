@@ -63,19 +63,28 @@ def test_hydra_groups_compose(regression, tmp_path):
     ("routing.expiry_kind=quarterly", "routing.expiry_kind"),
     ("session.window_secs=1.5", "session.window_secs"),
 ])
-def test_bad_config_is_one_line_exit_2(tmp_path, override, needle):
-    from tests.test_rules import make_case, spot_path, volumes
-
-    make_case(tmp_path / "tiny", spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
-    args = [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-01",
-            f"data.options_dir={tmp_path}/tiny/options",
-            f"data.spot_glob='{tmp_path}/tiny/spot/{{symbol}}/**/*.parquet'",
-            f"data.calendar_csv={tmp_path}/tiny/meta/expiry_calendar.csv", f"results_dir={tmp_path}", override]
-    assert run_cmd(args[:-1], cwd=tmp_path).returncode == 0  # the same command without the bad override works
-    proc = run_cmd(args, cwd=tmp_path, check=False)
+def test_bad_config_is_one_line_exit_2(tiny_command, override, needle):
+    args, cwd = tiny_command
+    proc = run_cmd([*args, override], cwd=cwd, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_command(tmp_path_factory):
+    """A command on a tiny market that works as it is (checked once), for the bad-override cases."""
+    from tests.test_rules import make_case, spot_path, volumes
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_case(root / "tiny", spot_path(), {("CE", 47000): (volumes({70: 3}), 100.0)})
+    args = [str(ROOT / "sweep/main.py"), "start=2024-07-01", "end=2024-07-01",
+            f"data.options_dir={root}/tiny/options",
+            f"data.spot_glob='{root}/tiny/spot/{{symbol}}/**/*.parquet'",
+            f"data.calendar_csv={root}/tiny/meta/expiry_calendar.csv", f"results_dir={root}",
+            "tracking.enabled=false", "report.enabled=false"]
+    assert run_cmd(args, cwd=root).returncode == 0  # the same command without a bad override works
+    return args, root
 
 
 def test_missing_start_is_named(tmp_path):

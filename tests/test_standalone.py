@@ -20,7 +20,7 @@ def test_clone_without_golden_runs_everything_and_skips_nothing(tmp_path):
     collected = _pytest(["--collect-only", "-q", "tests"], env)
     assert collected.returncode == 0 and "test_regression.py" in collected.stdout
     assert "test_golden" not in collected.stdout  # not collected, so never skipped
-    proc = _pytest(["-q", "-rs", "tests/test_regression.py", "tests/test_calendar.py", "tests/test_costs.py"], env)
+    proc = _pytest(["-q", "-rs", "tests/test_regression.py", "tests/test_calendar.py"], env)
     assert proc.returncode == 0, proc.stdout[-3000:]
     summary = proc.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary, summary

@@ -91,13 +91,19 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
 
 
 def test_resume_skips_finished_combos(market, tmp_path):
-    sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "ray.num_cpus=1")
+    sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "ray.num_cpus=1", "report.enabled=false")
     proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5", "ray.num_cpus=1")
     assert "sweep: 3 combinations (2 already done)" in proc.stdout
     assert proc.stdout.count("already done (MLflow run") == 2
+    # The skipped combinations still count in the comparison table, the report and the ranking.
+    table_path = proc.stdout.split("comparison table: ", 1)[1].split()[0]
+    table = pd.read_parquet(table_path)
+    assert sorted(table["signal.multiplier"]) == [1.5, 2.0, 2.5] and int(table["resumed"].sum()) == 2
+    assert "3 combinations" in open(table_path.replace("sweep_comparison.parquet", "sweep_report.html")).read()
     _, children, parents = child_runs(tmp_path)
     assert len(children) == 3 and len(parents) == 2
-    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "sweep.resume=false", "ray.num_cpus=1")
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "sweep.resume=false", "ray.num_cpus=1",
+                 "report.enabled=false")
     assert "(0 already done)" in proc.stdout
 
 
@@ -160,28 +166,22 @@ def test_explicit_results_dir_gives_each_combination_its_own_folder(market, tmp_
         assert f"outputs: {f.parent}/" in proc.stdout
     frames = [pd.read_parquet(f) for f in files]
     assert len(frames[0]) != len(frames[2]) or not frames[0].equals(frames[2])
-
-
-def test_config_group_sweeps_with_hydra_functions_and_unquoted_placeholder(market, tmp_path):
-    args = [a for a in data_args(market) if not a.startswith("data.spot_glob")]
-    args.append(f"data.spot_glob={market}/packed/spot/{{symbol}}/**/*.parquet")  # no inner quotes
-    proc = sweep(tmp_path, *args, "-m", "risk=choice(sell,long)", "tracking.enabled=false", "report.enabled=false",
-                 "ray.num_cpus=1")
-    assert "side=sell" in proc.stdout and "side=long" in proc.stdout
-    assert "sweep: 2 combinations" in proc.stdout
-    proc = sweep(tmp_path, *args, "-m", "risk=glob(*)", "pnl_mode=glob(*)", "tracking.enabled=false",
-                 "report.enabled=false", "ray.num_cpus=1")
-    assert "sweep: 4 combinations" in proc.stdout
-
-
-def test_each_combination_reports_its_own_time(market, tmp_path):
-    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,3", "tracking.enabled=false",
-                 "report.enabled=false", "ray.num_cpus=1")
+    # Each combination's console line gives its own evaluation time, never the sweep's running total.
     import re
 
     times = [float(t) for t in re.findall(r"evaluation ([0-9.]+) s", proc.stdout)]
     total = float(re.search(r"in ([0-9.]+) s \(", proc.stdout).group(1))
     assert len(times) == 3 and sum(times) < total and "wall" not in proc.stdout.split("sweep:")[0]
+
+
+def test_config_group_sweeps_with_hydra_functions_and_unquoted_placeholder(market, tmp_path):
+    args = [a for a in data_args(market) if not a.startswith("data.spot_glob")]
+    args.append(f"data.spot_glob={market}/packed/spot/{{symbol}}/**/*.parquet")  # no inner quotes
+    proc = sweep(tmp_path, *args, "-m", "risk=choice(sell,long)", "pnl_mode=glob(*)", "tracking.enabled=false",
+                 "report.enabled=false", "ray.num_cpus=1")
+    assert "side=sell" in proc.stdout and "side=long" in proc.stdout
+    assert "pnl_mode=delta_proxy" in proc.stdout and "pnl_mode=option_close" in proc.stdout
+    assert "sweep: 4 combinations" in proc.stdout
 
 
 def _runs(db):
