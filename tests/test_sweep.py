@@ -218,7 +218,8 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
-    args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", "signal.multiplier=1.5,2,2.5,3,3.5,4,5,6",
+    grid = "signal.multiplier=range(1.0,4.0,0.1)"  # 30 combinations: logging them outlasts the kill
+    args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid,
             *data_args(market), "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false", "quiet=true"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -237,13 +238,15 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
                 break
             time.sleep(0.3)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        still_running = proc.poll() is None
+        if still_running:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert still_running, "the sweep ended before it could be killed"
     before = _runs(db)
     assert any(r.info.status == "RUNNING" for r in before)  # the killed parent at least
     done_before = sum(1 for r in before if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags)
-    rerun = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5,3,3.5,4,5,6", "sweep.chunk=1",
-                  "ray.num_cpus=1", "report.enabled=false")
+    rerun = sweep(tmp_path, *data_args(market), "-m", grid, "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false")
     assert rerun.stdout.count("already done (MLflow run") == done_before >= 1
     after = _runs(db)
     assert not [r for r in after if r.info.status == "RUNNING"]
