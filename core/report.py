@@ -193,6 +193,22 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
     return _page(f"atmburst {cfg.symbol} {cfg.start}..{cfg.end}", "\n".join(parts))
 
 
+def overfit_lines(stats: dict) -> list[str]:
+    """The overfitting statistics of a sweep in plain words, one line each."""
+    from .overfit import verdict
+
+    lines = []
+    if stats.get("pbo") is not None:
+        lines.append(f"PBO {stats['pbo']:.2f}: {verdict(stats['pbo'])} "
+                     f"({stats['splits']:,} train/test splits of {stats['days']} days in {stats['blocks']} blocks).")
+    if stats.get("deflated_sharpe") is not None:
+        significant = "significant" if stats["deflated_sharpe"] >= 0.95 else "not significant"
+        lines.append(f"Deflated Sharpe {stats['deflated_sharpe']:.2f}: the probability that the best combination's "
+                     f"Sharpe ({stats['best_sharpe']:.3f} a day) beats the best of {stats['trials']} combinations "
+                     f"without skill ({stats['expected_max_sharpe']:.3f} expected); {significant} at 95%.")
+    return lines
+
+
 def bootstrap_mean_interval(pnl: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of the mean (fixed seed: deterministic)."""
     if len(pnl) < 2:
@@ -203,11 +219,13 @@ def bootstrap_mean_interval(pnl: np.ndarray, n: int = 2000, seed: int = 0) -> tu
 
 
 def sweep_report(rows: pd.DataFrame, swept: list[str], metric: str, best_pnl: np.ndarray | None,
-                 synthetic: bool) -> str:
-    """Comparison page of a sweep: a heatmap of ``metric`` over two swept parameters and a sortable table.
+                 synthetic: bool, overfit: dict | None = None) -> str:
+    """Comparison page of a sweep: how much of the winner is luck, a heatmap of ``metric`` over two
+    swept parameters and a sortable table.
 
     ``rows``: one row per combination with the swept parameters and the metrics; ``best_pnl``:
-    the trade pnl of the best combination (for the noise check).
+    the trade pnl of the best combination (for the noise check); ``overfit``: the statistics of
+    :func:`overfit_lines`' input (PBO, deflated Sharpe, trials, ...).
     """
     parts = [f"<h1>atmburst sweep: {len(rows)} combinations</h1>"]
     if synthetic:
@@ -227,6 +245,10 @@ def sweep_report(rows: pd.DataFrame, swept: list[str], metric: str, best_pnl: np
         if reasons:
             parts.append('<p class="warn">Its edge is within noise: ' + "; ".join(html.escape(r) for r in reasons)
                          + ". Do not read the ranking as a result.</p>")
+    if overfit:
+        parts.append("<h2>How much of the winner is luck</h2><ul>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in overfit_lines(overfit))
+                     + "</ul><p>Formulas and how to read them: docs/statistics.md.</p>")
     if len(swept) >= 2:
         x, y = swept[0], swept[1]
         table = rows.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")

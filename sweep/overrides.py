@@ -17,7 +17,7 @@ from hydra.errors import HydraException
 
 from core.config import DEFAULTS
 
-GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs")
+GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs", "validation")
 _PLACEHOLDER = re.compile(r"\{symbol\}")
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -33,13 +34,14 @@ from sweep.progress import Progress
 from sweep.tracking import OBJECTIVE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
-SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report")
+SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report", "validation")
 SHELL_DEFAULTS = {
     "quiet": False,
     "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts"},
     "sweep": {"chunk": "month", "resume": True, "batch": None},
     "ray": {"address": None, "num_cpus": None},
     "report": {"enabled": True, "inspect": [], "metric": "total_pnl_pts"},
+    "validation": {"name": "none", "cscv_splits": 16},
 }
 
 
@@ -349,6 +351,43 @@ def comparison_table(jobs: list[Job], results: list[dict | None], swept: list[st
     return frame
 
 
+def _summary(i: int, results, kept, finisher, folder: Path) -> pd.DataFrame | None:
+    """The daily summary of combination ``i`` (from this run, or from MLflow when it was resumed)."""
+    if i in kept:
+        return kept[i].summary
+    run_id = (results[i] or {}).get("mlflow_run_id")
+    if not (finisher.tracker and run_id):
+        return None
+    try:
+        names = [a.path for a in finisher.tracker.client.list_artifacts(run_id) if a.path.startswith("summary_")]
+        return pd.read_parquet(finisher.tracker.download(run_id, names[0], folder / ".resumed" / run_id))
+    except Exception:
+        return None
+
+
+def overfit_stats(jobs, results, kept, finisher, folder: Path, best_i: int) -> dict | None:
+    """PBO (CSCV) and the deflated Sharpe of the best combination over every combination's daily P&L."""
+    from core.overfit import daily_matrix, deflated_sharpe, pbo_cscv
+
+    indices = [i for i, r in enumerate(results) if r and "metrics" in r]
+    summaries = [_summary(i, results, kept, finisher, folder) for i in indices]
+    if len(indices) < 2 or any(s is None for s in summaries):
+        return None
+    matrix, days = daily_matrix(summaries)
+    blocks = int(jobs[0].setting("validation", "cscv_splits") or 16)
+    if blocks < 2 or blocks % 2:
+        fail(f"config key 'validation.cscv_splits' must be an even number >= 2, got {blocks}")
+    out = {"trials": len(indices), "days": len(days), "blocks": min(blocks, max(2, len(days) - len(days) % 2))}
+    if len(days) >= 4:
+        pbo = pbo_cscv(matrix, n_blocks=blocks)
+        out.update(pbo=pbo.pbo, splits=pbo.splits, degradation=pbo.degradation)
+    if len(days) >= 3:
+        dsr = deflated_sharpe(matrix, best=indices.index(best_i) if best_i in indices else None)
+        out.update(deflated_sharpe=dsr.probability, best_sharpe=dsr.sharpe,
+                   expected_max_sharpe=dsr.expected_max_sharpe)
+    return out
+
+
 def _best_pnl(best_i: int, results, kept, finisher, folder: Path):
     """pnl_pts of the best combination's trades (from this run, or from MLflow when it was resumed)."""
     if best_i in kept:
@@ -384,8 +423,9 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
     cols = ["combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate", "profit_factor",
             "max_drawdown_pts", "daily_sharpe"]
     cols += [metric] if metric not in cols else []
+    overfit = overfit_stats(jobs, results, kept, finisher, folder, best_i)
     page = sweep_report(frame[[c for c in cols if c in frame]], [c for c in finisher.swept if c in frame], metric,
-                        best_pnl, synthetic)
+                        best_pnl, synthetic, overfit)
     target = folder / "sweep_report.html"
     table_path = folder / "sweep_comparison.parquet"
     atomic_write_bytes(target, lambda fh: fh.write(page.encode()))
@@ -401,8 +441,13 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
     if finisher.tracker and finisher.parent:
         finisher.tracker.add_artifacts(finisher.parent, written)
         best_row = frame[frame["combo"] == best].iloc[0]
-        finisher.tracker.log_metrics(finisher.parent, {metric: float(best_row[metric]), "best_combo": float(best),
-                                                       "combinations": float(len(frame))})
+        parent_metrics = {metric: float(best_row[metric]), "best_combo": float(best),
+                          "combinations": float(len(frame))}
+        for key in ("pbo", "deflated_sharpe", "trials", "best_sharpe", "expected_max_sharpe", "degradation"):
+            value = (overfit or {}).get(key)
+            if value is not None and np.isfinite(value):
+                parent_metrics[f"overfit.{key}"] = float(value)
+        finisher.tracker.log_metrics(finisher.parent, parent_metrics)
         finisher.tracker.client.set_tag(finisher.parent, "best_combination",
                                         f"#{best} {finisher.label(jobs[best_i])}"[:5000])
     if not finisher.quiet:
@@ -411,6 +456,10 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
         table = frame[shown].sort_values(metric if metric in frame else "combo", ascending=False)
         table = table.astype({c: int for c in ("combo", "trades") if c in table})
         print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        from core.report import overfit_lines
+
+        for line in overfit_lines(overfit or {}):
+            print("  " + line)
         print(f"  comparison page: {target}\n  comparison table: {table_path}")
         if best_result is not None and jobs[best_i].setting("report", "enabled"):
             stem = Path(results[best_i]["paths"]["trades"]).stem.replace("trades_", "")

@@ -100,8 +100,11 @@ def test_conf_defaults_equal_core_defaults():
     from omegaconf import OmegaConf
 
     composed = OmegaConf.to_container(cfg, resolve=False)
-    for shell_key in ("quiet", "tracking", "sweep", "ray", "report", "results_dir"):
+    from sweep.runner import SHELL_DEFAULTS, SHELL_KEYS
+
+    for shell_key in (*SHELL_KEYS, "results_dir"):
         composed.pop(shell_key)
+    assert set(SHELL_KEYS) == set(SHELL_DEFAULTS)
     expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
     assert composed == expected
 

@@ -66,3 +66,25 @@ def test_daily_matrix_fills_days_without_trades_with_zero_and_verdict_reads():
     assert "more likely than not" in verdict(0.62) and "usually stays" in verdict(0.05)
     with pytest.raises(ValueError):
         pbo_cscv(np.zeros((20, 1)))
+
+
+def test_a_sweep_reports_pbo_and_deflated_sharpe_over_its_combinations(tmp_path):
+    from types import SimpleNamespace
+
+    from core.report import overfit_lines
+    from sweep.runner import Job, overfit_stats
+
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2024-01-01", periods=60, freq="B").date
+    kept, results, jobs = {}, [], []
+    for i in range(6):
+        pnl = rng.normal(0.0, 10.0, len(days)) + (4.0 if i == 3 else 0.0)
+        kept[i] = SimpleNamespace(summary=pd.DataFrame({"trade_date": days, "pnl_pts": pnl}))
+        results.append({"metrics": {"total_pnl_pts": float(pnl.sum())}})
+        jobs.append(Job(i, [f"signal.multiplier={i}"], {}, {"validation": {"cscv_splits": 10}}))
+    finisher = SimpleNamespace(tracker=None)
+    stats = overfit_stats(jobs, results, kept, finisher, tmp_path, best_i=3)
+    assert stats["trials"] == 6 and stats["days"] == 60 and stats["splits"] == 252  # C(10, 5)
+    assert 0 <= stats["pbo"] <= 1 and 0 <= stats["deflated_sharpe"] <= 1
+    lines = overfit_lines(stats)
+    assert lines[0].startswith(f"PBO {stats['pbo']:.2f}: ") and "best of 6 combinations" in lines[1]

@@ -71,6 +71,10 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
     client, children, parents = child_runs(tmp_path)
     assert len(children) == 8 and len(parents) == 1
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    # How much of the winner is luck: on the console and on the parent run (3 days: too few for PBO).
+    parent = parents[0].data.metrics
+    assert parent["overfit.trials"] == 8 and 0.0 <= parent["overfit.deflated_sharpe"] <= 1.0
+    assert "Deflated Sharpe" in proc.stdout and "beats the best of 8 combinations" in proc.stdout
     for run in children:
         assert run.info.status == "FINISHED" and run.data.tags["atmburst.complete"] == "true"
         assert run.data.params["symbol"] == "BANKNIFTY" and "signal.multiplier" in run.data.params

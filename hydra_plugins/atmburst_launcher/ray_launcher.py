@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs")
+GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs", "validation")
 
 
 @dataclass
