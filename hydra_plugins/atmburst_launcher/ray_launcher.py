@@ -90,11 +90,15 @@ class AtmburstRayLauncher(Launcher):
         parser = OverridesParser.create()
         bases: dict[tuple, tuple[DictConfig, dict]] = {}
         jobs, returns = [], []
+        # A job folder named by anything but the job number (e.g. ${hydra.job.override_dirname})
+        # depends on every override: then each combination is composed by Hydra in full.
+        subdir = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("subdir")
+        per_job_folders = subdir in ("${hydra.job.num}", "${hydra.job.id}")
         for offset, overrides in enumerate(job_overrides):
             idx = initial_job_idx + offset
             overrides = list(overrides)
             parsed = parser.parse_overrides(overrides)
-            structural = tuple(o for o, p in zip(overrides, parsed) if is_structural(p))
+            structural = tuple(o for o, p in zip(overrides, parsed) if is_structural(p) or not per_job_folders)
             if structural not in bases:
                 base = self.hydra_context.config_loader.load_sweep_config(self.config, list(structural))
                 HydraConfig.instance().set_config(base)  # for ${hydra:...} in the task config
