@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .lots import lot_size
 from .resources import meta_file
@@ -25,6 +26,7 @@ from .resources import meta_file
 CHARGES_CSV = meta_file("charges.csv")
 TICK = 0.05
 CHARGE_KINDS = ("brokerage", "stt", "exchange", "sebi", "stamp", "gst")
+RATE_KINDS = ("stt", "exchange", "sebi", "stamp", "gst")
 COST_FIELDS = [
     ("lot_size", pa.int64()), ("qty", pa.int64()), ("entry_fill", pa.float64()), ("exit_fill", pa.float64()),
     ("gross_pts", pa.float64()), ("gross_inr", pa.float64()),
@@ -82,6 +84,8 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
     """``trades`` with the cost columns appended, and a message per trade that could not be costed.
 
     A trade whose lot size or charge rate is unknown keeps its strategy columns and gets null costs.
+    Vectorised over trades; each element follows the same float operations, in the same order, as
+    the per-trade formula of docs/costs.md (so a trade's costs never depend on the others).
     """
     n = trades.num_rows
     cols: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name, _ in COST_FIELDS}
@@ -89,7 +93,7 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
     if n:
         dates = trades.column("trade_date").to_pylist()
         expiries = trades.column("expiry").to_pylist()
-        side_sell = np.array([s == "sell" for s in trades.column("side").to_pylist()])
+        side_sell = np.asarray(pc.equal(trades.column("side"), "sell").to_numpy(zero_copy_only=False), bool)
         entry = trades.column("entry_opt").to_numpy()
         exit_ = trades.column("exit_opt").to_numpy()
         entry_fill = slipped(entry, side_sell, settings)  # a short sells at entry
@@ -98,39 +102,53 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
         buy_px = np.where(side_sell, exit_fill, entry_fill)
         cols["entry_fill"], cols["exit_fill"] = entry_fill, exit_fill
         cols["gross_pts"] = sell_px - buy_px
-        for i, (day, expiry) in enumerate(zip(dates, expiries)):
-            try:
-                lots = lot_size(symbol, expiry)
-                rates = {k: rate(k, day) for k in ("stt", "exchange", "sebi", "stamp", "gst")} \
-                    if settings.name != "none" else dict.fromkeys(("stt", "exchange", "sebi", "stamp", "gst"), 0.0)
-            except ValueError as exc:
-                problems.append(f"{symbol} trade on {day}: {exc}; its costs are left empty")
+        lots = np.zeros(n)
+        rates = {k: np.zeros(n) for k in RATE_KINDS}
+        costed = np.ones(n, bool)
+        known: dict[tuple, tuple | ValueError] = {}  # (day, expiry) -> (lot size, rates) or the reason
+        for i, pair in enumerate(zip(dates, expiries)):
+            found = known.get(pair)
+            if found is None:
+                try:
+                    found = (lot_size(symbol, pair[1]),
+                             tuple(rate(k, pair[0]) if settings.name != "none" else 0.0 for k in RATE_KINDS))
+                except ValueError as exc:
+                    found = exc
+                known[pair] = found
+            if isinstance(found, ValueError):
+                problems.append(f"{symbol} trade on {pair[0]}: {found}; its costs are left empty")
+                costed[i] = False
                 continue
-            qty = lots * settings.lots
-            sell_value, buy_value = sell_px[i] * qty, buy_px[i] * qty
-            if settings.name == "none":
-                brokerage = 0.0
-            elif settings.brokerage_pct > 0:
-                per = [v * settings.brokerage_pct / 100.0 for v in (sell_value, buy_value)]
-                if settings.brokerage_cap > 0:
-                    per = [min(p, settings.brokerage_cap) for p in per]
-                brokerage = float(paisa(sum(per)))
-            else:
-                brokerage = 2 * settings.brokerage_per_order
-            stt = float(paisa(rates["stt"] * sell_value))
-            exchange = float(paisa(rates["exchange"] * (sell_value + buy_value)))
-            sebi = float(paisa(rates["sebi"] * (sell_value + buy_value)))
-            stamp = float(paisa(rates["stamp"] * buy_value))
-            gst = float(paisa(rates["gst"] * (brokerage + exchange + sebi)))
-            charges = brokerage + stt + exchange + sebi + stamp + gst
-            gross = cols["gross_pts"][i] * qty
-            cols["lot_size"][i], cols["qty"][i] = lots, qty
-            cols["gross_inr"][i] = gross
-            for name, value in zip(CHARGE_KINDS, (brokerage, stt, exchange, sebi, stamp, gst)):
-                cols[f"{name}_inr"][i] = value
-            cols["charges_inr"][i] = charges
-            cols["net_inr"][i] = gross - charges
-            cols["net_pts"][i] = cols["gross_pts"][i] - charges / qty
+            lots[i] = found[0]
+            for k, value in zip(RATE_KINDS, found[1]):
+                rates[k][i] = value
+        qty = lots * settings.lots
+        sell_value, buy_value = sell_px * qty, buy_px * qty
+        if settings.name == "none":
+            brokerage = np.zeros(n)
+        elif settings.brokerage_pct > 0:
+            per_sell = sell_value * settings.brokerage_pct / 100.0
+            per_buy = buy_value * settings.brokerage_pct / 100.0
+            if settings.brokerage_cap > 0:
+                per_sell = np.minimum(per_sell, settings.brokerage_cap)
+                per_buy = np.minimum(per_buy, settings.brokerage_cap)
+            brokerage = paisa(per_sell + per_buy)
+        else:
+            brokerage = np.full(n, 2 * settings.brokerage_per_order)
+        stt = paisa(rates["stt"] * sell_value)
+        exchange = paisa(rates["exchange"] * (sell_value + buy_value))
+        sebi = paisa(rates["sebi"] * (sell_value + buy_value))
+        stamp = paisa(rates["stamp"] * buy_value)
+        gst = paisa(rates["gst"] * (brokerage + exchange + sebi))
+        charges = brokerage + stt + exchange + sebi + stamp + gst
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = {"lot_size": lots, "qty": qty, "gross_inr": cols["gross_pts"] * qty,
+                      **{f"{name}_inr": v for name, v in zip(CHARGE_KINDS, (brokerage, stt, exchange, sebi, stamp, gst))},
+                      "charges_inr": charges}
+            values["net_inr"] = values["gross_inr"] - charges
+            values["net_pts"] = cols["gross_pts"] - charges / qty
+        for name, v in values.items():
+            cols[name] = np.where(costed, v, np.nan)
     out = trades
     for name, typ in COST_FIELDS:
         values = cols[name]

@@ -67,6 +67,15 @@ def trades_table(records: list[dict]) -> pa.Table:
     return table
 
 
+def day_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sum of each group ``values[start:start + count]``, added left to right from 0.0."""
+    total = np.zeros(len(starts))
+    for k in range(int(counts.max()) if len(counts) else 0):
+        has = counts > k
+        total[has] += values[starts[has] + k]
+    return total
+
+
 def summary_table(trades: pa.Table) -> pa.Table:
     """One row per trade_date: count, sum, mean and sample std (ddof 1; null for one trade)."""
     if trades.num_rows == 0:
@@ -79,19 +88,28 @@ def summary_table(trades: pa.Table) -> pa.Table:
     dates, pnl = dates[order], pnl[order]
     money = {k: np.asarray(v, float)[order] for k, v in money.items()}
     starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
-    ends = np.r_[starts[1:], len(dates)]
-    rows = {name: [] for name in SUMMARY_SCHEMA.names}
-    for a, b in zip(starts, ends):
-        chunk = pnl[a:b]
-        rows["trade_date"].append(int(dates[a]))
-        rows["n_trades"].append(int(b - a))
-        rows["pnl_pts"].append(float(chunk.sum()))
-        rows["avg_pnl"].append(float(chunk.mean()))
-        rows["std_pnl"].append(float(chunk.std(ddof=1)) if b - a > 1 else None)
+    counts = np.diff(np.r_[starts, len(dates)])
+    rows = {"trade_date": dates[starts], "n_trades": counts}
+    if counts.max() < 8:
+        # numpy sums fewer than 8 values left to right from 0.0; so does day_sums, so these equal
+        # the per-day chunk.sum(), .mean() and .std(ddof=1) bit for bit.
+        rows["pnl_pts"] = day_sums(pnl, starts, counts)
+        rows["avg_pnl"] = rows["pnl_pts"] / counts
+        deviation = pnl - np.repeat(rows["avg_pnl"], counts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(day_sums(deviation * deviation, starts, counts) / (counts - 1))
+        rows["std_pnl"] = [None if c == 1 else float(v) for c, v in zip(counts, std)]
         for k, values in money.items():
-            part = values[a:b]
-            rows[k].append(None if np.isnan(part).any() else float(part.sum()))
-    arrays = [pa.array(rows["trade_date"], pa.int32()).cast(pa.date32())] + [
+            sums = day_sums(values, starts, counts)
+            rows[k] = [None if np.isnan(v) else float(v) for v in sums]
+    else:  # many trades a day (many anchors): numpy sums pairwise, so sum each day as numpy does
+        ends = np.r_[starts[1:], len(dates)]
+        rows["pnl_pts"] = [float(pnl[a:b].sum()) for a, b in zip(starts, ends)]
+        rows["avg_pnl"] = [float(pnl[a:b].mean()) for a, b in zip(starts, ends)]
+        rows["std_pnl"] = [float(pnl[a:b].std(ddof=1)) if b - a > 1 else None for a, b in zip(starts, ends)]
+        for k, values in money.items():
+            rows[k] = [None if np.isnan(values[a:b]).any() else float(values[a:b].sum()) for a, b in zip(starts, ends)]
+    arrays = [pa.array(np.asarray(rows["trade_date"], np.int32), pa.int32()).cast(pa.date32())] + [
         pa.array(rows[f.name], f.type) for f in list(SUMMARY_SCHEMA)[1:]
     ]
     return pa.Table.from_arrays(arrays, schema=SUMMARY_SCHEMA)

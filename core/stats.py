@@ -103,11 +103,12 @@ def breakdowns(trades: pd.DataFrame, step: int | None = None) -> dict[str, pd.Da
         keys["strike_distance"] = "strike_distance"
     if "days_to_expiry" in frame:
         keys["days_to_expiry"] = "days_to_expiry"
+    won = frame["pnl_pts"] > 0
     out = {}
     for name, col in keys.items():
         g = frame.groupby(col)["pnl_pts"]
         out[name] = pd.DataFrame({"trades": g.size(), "total_pnl_pts": g.sum(), "mean_pnl_pts": g.mean(),
-                                  "win_rate": g.apply(lambda s: float((s > 0).mean()))})
+                                  "win_rate": won.groupby(frame[col]).mean().astype(float)})
     return out
 
 
