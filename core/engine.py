@@ -9,7 +9,6 @@ by one expiry's files, not by the date range.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import time
@@ -31,7 +30,7 @@ from .discover import (data_fingerprint, expiries_from_folders, expiry_series, l
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .holidays import nse_trading_days
-from .outputs import output_paths, summary_table, trades_table, write_file_set
+from .outputs import output_paths, summary_table, trades_table, write_run_files
 from .kernel import evaluate_markets_batch
 from .signal import Candidate
 from . import bs
@@ -104,14 +103,9 @@ class BacktestResult:
         trades = self.trades_table.replace_schema_metadata(label)
         summary = self.summary_table.replace_schema_metadata(label)
         health = {"synthetic_data": self.synthetic, **self.health, "wall_seconds": round(self.wall_seconds, 3)}
-
-        def write_health(fh, digests):
-            fh.write(json.dumps({**health, "outputs": digests}, indent=2, default=str).encode())
-
         files = {paths["trades"].name: lambda fh: pq.write_table(trades, fh),
-                 paths["summary"].name: lambda fh: pq.write_table(summary, fh),
-                 **(extra or {}), paths["health"].name: write_health}
-        written = write_file_set(folder, files, marker=paths["health"].name)
+                 paths["summary"].name: lambda fh: pq.write_table(summary, fh), **(extra or {})}
+        written = write_run_files(paths, files, health)
         return {**paths, **{name: path for name, path in written.items() if path not in paths.values()}}
 
 
@@ -382,15 +376,17 @@ def is_synthetic(cfg: RunConfig) -> bool:
     return any((folder / "SYNTHETIC.json").is_file() for folder in (cfg.options_dir, cfg.options_dir.parent))
 
 
-def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float) -> BacktestResult:
-    """Trades (with their costs), daily summary and health as a BacktestResult."""
+def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float,
+                         synthetic: bool | None = None) -> BacktestResult:
+    """Trades (with their costs), daily summary and health as a BacktestResult (``synthetic``: whether
+    the data is core.synth's; looked up in the options folder when not given)."""
     trades, problems = trade_costs(trades_table(records), cfg.costs, cfg.symbol)
     for message in problems:
         health.add("no_cost_data", 1, message)
     summary = summary_table(trades)
     return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health.as_dict(),
                           wall_seconds=wall, config=cfg, trades_table=trades, summary_table=summary,
-                          synthetic=is_synthetic(cfg))
+                          synthetic=is_synthetic(cfg) if synthetic is None else synthetic)
 
 
 def run_fingerprint(cfg: RunConfig) -> str:

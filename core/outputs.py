@@ -166,5 +166,15 @@ def write_file_set(folder: Path, files: dict[str, Callable], marker: str) -> dic
     return {name: folder / name for name in files}
 
 
+def write_run_files(paths: dict[str, Path], files: dict[str, Callable], health: dict) -> dict[str, Path]:
+    """Write a run's ``files`` (name -> ``write(fileobj)``) and its health json ``paths['health']`` as one
+    set (write_file_set; the health json lists every file's digest under ``outputs``)."""
+    def write_health(fh, digests):
+        fh.write(json.dumps({**health, "outputs": digests}, indent=2, default=str).encode())
+
+    marker = paths["health"].name
+    return write_file_set(paths["health"].parent, {**files, marker: write_health}, marker=marker)
+
+
 __all__ = ["TRADE_SCHEMA", "SUMMARY_SCHEMA", "trades_table", "summary_table", "output_paths",
-           "write_parquet", "write_json", "write_file_set"]
+           "write_parquet", "write_json", "write_file_set", "write_run_files"]

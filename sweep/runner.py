@@ -21,19 +21,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from core import ConfigError, RunConfig, load_config
-from core.console import format_result, format_stats
+from core.console import format_stats
 from core.engine import (BacktestResult, build_markets, evaluate_markets, results_from_records, run_backtest,
                          run_fingerprint)
 from core.health import Health
 from core.cache import atomic_write_bytes
-from core.stats import breakdowns, metrics_for_tracking, summary_stats
+from core.finish import FinishedRun, finish_run, load_result, write_finished
 from sweep.progress import Progress
 from sweep.tracking import OBJECTIVE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, faster
 SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report", "validation")
 SHELL_DEFAULTS = {
     "quiet": False,
@@ -163,41 +166,37 @@ class Finisher:
     def finished(self, keys: list[str]) -> dict[str, str]:
         return self.tracker.finished_combos(keys) if self.tracker else {}
 
-    def finish(self, job: Job, result: BacktestResult, fingerprint: str, key: str, full_report: bool = True) -> dict:
-        cfg = result.config
-        stats = summary_stats(result.trades)
-        tables = breakdowns(result.trades, cfg.strike_step)
-        stem = f"{cfg.symbol}_{cfg.start:%Y-%m-%d}_{cfg.end:%Y-%m-%d}"
-        stats_blob = json.dumps({"synthetic_data": result.synthetic, **stats,
-                                 "breakdowns": {k: v.reset_index().to_dict(orient="records")
-                                                for k, v in tables.items()}}, indent=2, default=str).encode()
-        config_blob = yaml.safe_dump({**job.engine, **job.shell}, sort_keys=False).encode()
+    def finish(self, job: Job, run: FinishedRun, fingerprint: str, key: str,
+               result: BacktestResult | None = None) -> dict:
+        """Write ``run``'s files, log it to MLflow (in the background in a sweep) and print its lines;
+        ``result``, when given (a single run), also gets its charts and HTML report."""
+        cfg = run.config
+        config_blob = yaml.dump({**job.engine, **job.shell}, Dumper=YAML_DUMPER, sort_keys=False).encode()
         try:
-            written = result.write(extra={f"stats_{stem}.json": lambda fh: fh.write(stats_blob),
-                                          f"config_{stem}.yaml": lambda fh: fh.write(config_blob)})
+            written = write_finished(run, extra={f"config_{run.stem}.yaml": config_blob})
         except OSError as exc:
             fail(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
                  f"combination was kept (free space, or set results_dir to another folder)")
         paths = {k: written[k] for k in ("trades", "summary", "health")}
         folder = paths["trades"].parent
-        extra = [written[f"stats_{stem}.json"], written[f"config_{stem}.yaml"]]
-        if job.setting("report", "enabled") and full_report:
+        extra = [written[f"stats_{run.stem}.json"], written[f"config_{run.stem}.yaml"]]
+        if result is not None and job.setting("report", "enabled"):
             try:
-                extra += write_report(job, result, folder, stem)
+                extra += write_report(job, result, folder, run.stem)
             except Exception as exc:  # charts are a view of the results, never a reason to lose them
                 print(f"atmburst: warning: the report of {folder} could not be made "
                       f"({type(exc).__name__}: {str(exc)[:200]}); the trades and summary are written.", file=sys.stderr)
-        metrics = metrics_for_tracking(stats)
-        metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
+        metrics = dict(run.metrics)
         if self.metric in metrics:
             metrics[OBJECTIVE_PREFIX + self.metric] = metrics[self.metric]
-        out = {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": None}
+        out = {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": None,
+               "daily": (run.daily_dates, run.daily_pnl), "synthetic": run.synthetic}
         if self.tracker:
             from sweep.tracking import COMBO_TAG, split_params
 
             params, path_tags = split_params(job.engine)
             tags = {"symbol": cfg.symbol, "date_range": f"{cfg.start}..{cfg.end}", "data_fingerprint": fingerprint,
-                    "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(result.synthetic).lower(),
+                    "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(run.synthetic).lower(),
                     "overrides": " ".join(job.overrides)[:5000], "results_folder": str(folder), **path_tags}
             name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
             call = (self.parent, name[:250], params, metrics, tags,
@@ -208,10 +207,9 @@ class Finisher:
             else:
                 out["mlflow_run_id"] = self.tracker.log_combo(*call)
         if not self.quiet:
-            print(format_result(result, paths, label=f"#{job.index} {self.label(job)}: " if self.sweeping else "",
-                                time_label="evaluation" if self.sweeping else "wall"), flush=True)
+            print(run.console, flush=True)
             if not self.sweeping:
-                print(format_stats(stats, tables.get("anchor")), flush=True)
+                print(format_stats(run.stats, run.by_anchor), flush=True)
                 report = next((p for p in extra if p.suffix == ".html"), None)
                 if report:
                     print(f"  report: {report}", flush=True)
@@ -275,7 +273,8 @@ def run_single(job: Job, base_dir: Path) -> dict:
         fail(f"config error: {exc}")
     bar.close()
     finisher = Finisher([job], base_dir, sweep_name=None)
-    out = finisher.finish(job, result, run_fingerprint(cfg) if finisher.tracker else "", combo_key(cfg, ""))
+    out = finisher.finish(job, finish_run(result), run_fingerprint(cfg) if finisher.tracker else "",
+                          combo_key(cfg, ""), result=result)
     if finisher.tracker and not finisher.quiet:
         print(f"  MLflow: run {out['mlflow_run_id']} in experiment '{finisher.tracker.experiment}' "
               f"({finisher.tracker.uri})")
@@ -324,13 +323,31 @@ def _build_chunk(cfg: RunConfig):
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
-def _evaluate_chunk(markets, strategies, symbol):
-    """The (symbol, chunk) unit of a batch of combinations: one deserialised market, every strategy
-    in one pass of the batch kernel; per strategy (records, health, its share of the seconds)."""
+def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built) -> list[FinishedRun]:
+    """A batch of combinations on one market, in one Ray task: every date chunk's markets (``built``:
+    the chunks' markets, then their health) through one pass of the batch kernel per chunk, then
+    each combination's trades, costs, summary, statistics and file contents (core.finish)."""
     started = time.perf_counter()
-    out = evaluate_markets(markets, strategies, symbol)
-    share = (time.perf_counter() - started) / max(1, len(strategies))
-    return [(records, health, share) for records, health in out]
+    strategies = [c.strategy for c in cfgs]
+    records: list[list[dict]] = [[] for _ in cfgs]
+    health = [Health() for _ in cfgs]
+    for markets, market_health in zip(built[:n_chunks], built[n_chunks:]):
+        for j, (recs, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
+            records[j].extend(recs)
+            health[j].merge(market_health)
+            health[j].merge(own)
+    share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
+    return [finish_run(results_from_records(records[j], health[j], cfg, share, synthetic=synthetic),
+                       label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
+
+
+def family_order(cfgs: list[RunConfig], members: list[int]) -> list[int]:
+    """``members`` ordered so that combinations sharing signal sums (burst and baseline lengths) and then
+    entries (the rest of the signal) sit in the same batches of the kernel."""
+    def family(i):
+        s = cfgs[i].strategy
+        return (s.burst_secs, s.avg_secs, s.multiplier, s.min_burst_volume, s.trend_filter, s.entry_delay_secs, i)
+    return sorted(members, key=family)
 
 
 def comparison_table(jobs: list[Job], results: list[dict | None], swept: list[str]) -> pd.DataFrame:
@@ -351,26 +368,37 @@ def comparison_table(jobs: list[Job], results: list[dict | None], swept: list[st
     return frame
 
 
-def _summary(i: int, results, kept, finisher, folder: Path) -> pd.DataFrame | None:
-    """The daily summary of combination ``i`` (from this run, or from MLflow when it was resumed)."""
-    if i in kept:
-        return kept[i].summary
-    run_id = (results[i] or {}).get("mlflow_run_id")
+def _resumed_artifact(finisher, run_id: str, prefix: str, folder: Path) -> pa.Table | None:
+    """The ``prefix*`` parquet artifact of a finished MLflow run (a combination a resumed sweep skipped)."""
     if not (finisher.tracker and run_id):
         return None
     try:
-        names = [a.path for a in finisher.tracker.client.list_artifacts(run_id) if a.path.startswith("summary_")]
-        return pd.read_parquet(finisher.tracker.download(run_id, names[0], folder / ".resumed" / run_id))
-    except Exception:
+        names = [a.path for a in finisher.tracker.client.list_artifacts(run_id) if a.path.startswith(prefix)]
+        return pq.read_table(finisher.tracker.download(run_id, names[0], folder / ".resumed" / run_id))
+    except Exception:  # the comparison stands without it
         return None
 
 
-def overfit_stats(jobs, results, kept, finisher, folder: Path, best_i: int) -> dict | None:
+def _daily(i: int, results, finisher, folder: Path) -> pd.DataFrame | None:
+    """Combination ``i``'s daily pnl_pts by trade_date (days since 1970), from this run or from MLflow."""
+    result = results[i] or {}
+    if "daily" in result:
+        dates, pnl = result["daily"]
+    else:
+        summary = _resumed_artifact(finisher, result.get("mlflow_run_id"), "summary_", folder)
+        if summary is None:
+            return None
+        dates = summary.column("trade_date").cast(pa.int32()).to_numpy(zero_copy_only=False)
+        pnl = summary.column("pnl_pts").to_numpy(zero_copy_only=False)
+    return pd.DataFrame({"trade_date": dates, "pnl_pts": pnl})
+
+
+def overfit_stats(jobs, results, finisher, folder: Path, best_i: int) -> dict | None:
     """PBO (CSCV) and the deflated Sharpe of the best combination over every combination's daily P&L."""
     from core.overfit import daily_matrix, deflated_sharpe, pbo_cscv
 
     indices = [i for i, r in enumerate(results) if r and "metrics" in r]
-    summaries = [_summary(i, results, kept, finisher, folder) for i in indices]
+    summaries = [_daily(i, results, finisher, folder) for i in indices]
     if len(indices) < 2 or any(s is None for s in summaries):
         return None
     matrix, days = daily_matrix(summaries)
@@ -388,24 +416,28 @@ def overfit_stats(jobs, results, kept, finisher, folder: Path, best_i: int) -> d
     return out
 
 
-def _best_pnl(best_i: int, results, kept, finisher, folder: Path):
-    """pnl_pts of the best combination's trades (from this run, or from MLflow when it was resumed)."""
-    if best_i in kept:
-        return kept[best_i].trades["pnl_pts"].to_numpy(), kept[best_i].synthetic
-    run_id = results[best_i].get("mlflow_run_id")
-    if not (finisher.tracker and run_id):
-        return None, False
-    try:
-        names = [a.path for a in finisher.tracker.client.list_artifacts(run_id) if a.path.startswith("trades_")]
-        local = finisher.tracker.download(run_id, names[0], folder / ".resumed" / run_id)
-        trades = pd.read_parquet(local)
-        synthetic = finisher.tracker.client.get_run(run_id).data.tags.get("synthetic_data") == "true"
-        return trades["pnl_pts"].to_numpy(), synthetic
-    except Exception:  # the ranking stands without the best combination's bootstrap
-        return None, False
+def _best_run(best_i: int, cfg: RunConfig, results, finisher, folder: Path):
+    """(BacktestResult read back from its files, or None; pnl_pts of its trades, or None; synthetic) of the best
+    combination: from this sweep's files, or from MLflow when a resumed sweep skipped it."""
+    result = results[best_i]
+    paths = {k: Path(v) for k, v in (result.get("paths") or {}).items()}
+    if "daily" in result and paths:
+        try:
+            health = json.loads(paths["health"].read_text())
+            back = load_result(paths, cfg, health, bool(result.get("synthetic")))
+            return back, back.trades["pnl_pts"].to_numpy(), back.synthetic
+        except (OSError, ValueError) as exc:
+            print(f"atmburst: warning: the files of the best combination cannot be read back ({exc}); "
+                  f"its report is left out", file=sys.stderr)
+            return None, None, False
+    trades = _resumed_artifact(finisher, result.get("mlflow_run_id"), "trades_", folder)
+    if trades is None:
+        return None, None, False
+    synthetic = finisher.tracker.client.get_run(result["mlflow_run_id"]).data.tags.get("synthetic_data") == "true"
+    return None, trades.column("pnl_pts").to_numpy(zero_copy_only=False), synthetic
 
 
-def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
+def _comparison(jobs, cfgs, results, finisher, sweep_dir: Path | None) -> None:
     """The sweep's comparison table and page (and the full report of its best combination)."""
     from core.report import sweep_report
 
@@ -419,11 +451,11 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
     best = int(frame.sort_values([metric, "combo"], ascending=[False, True]).iloc[0]["combo"])
     best_i = next(i for i, j in enumerate(jobs) if j.index == best)
     folder = sweep_dir or Path(cfg_folder(results, best_i)).parent
-    best_pnl, synthetic = _best_pnl(best_i, results, kept, finisher, folder)
+    best_result, best_pnl, synthetic = _best_run(best_i, cfgs[best_i], results, finisher, folder)
     cols = ["combo", *finisher.swept, "trades", "total_pnl_pts", "mean_pnl_pts", "win_rate", "profit_factor",
             "max_drawdown_pts", "daily_sharpe"]
     cols += [metric] if metric not in cols else []
-    overfit = overfit_stats(jobs, results, kept, finisher, folder, best_i)
+    overfit = overfit_stats(jobs, results, finisher, folder, best_i)
     page = sweep_report(frame[[c for c in cols if c in frame]], [c for c in finisher.swept if c in frame], metric,
                         best_pnl, synthetic, overfit)
     target = folder / "sweep_report.html"
@@ -431,11 +463,12 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
     atomic_write_bytes(target, lambda fh: fh.write(page.encode()))
     atomic_write_bytes(table_path, lambda fh: frame.to_parquet(fh, index=False))
     written = [target, table_path]
-    best_result = kept.get(best_i)
+    report_path = None
     if best_result is not None and jobs[best_i].setting("report", "enabled"):
         paths = results[best_i]["paths"]
         stem = Path(paths["trades"]).stem.replace("trades_", "")
         extra = write_report(jobs[best_i], best_result, Path(paths["trades"]).parent, stem)
+        report_path = extra[0]
         if finisher.tracker and results[best_i].get("mlflow_run_id"):
             finisher.tracker.add_artifacts(results[best_i]["mlflow_run_id"], extra)
     if finisher.tracker and finisher.parent:
@@ -461,10 +494,8 @@ def _comparison(jobs, results, kept, finisher, sweep_dir: Path | None) -> None:
         for line in overfit_lines(overfit or {}):
             print("  " + line)
         print(f"  comparison page: {target}\n  comparison table: {table_path}")
-        if best_result is not None and jobs[best_i].setting("report", "enabled"):
-            stem = Path(results[best_i]["paths"]["trades"]).stem.replace("trades_", "")
-            print(f"  report of the best combination (#{best}): "
-                  f"{Path(results[best_i]['paths']['trades']).parent / f'report_{stem}.html'}")
+        if report_path is not None:
+            print(f"  report of the best combination (#{best}): {report_path}")
 
 
 def cfg_folder(results, i) -> str:
@@ -519,13 +550,12 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
                     print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
             else:
                 pending.append(i)
-        kept: dict[int, BacktestResult] = {}
         timing = {}
         if pending:
-            timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, kept)
+            timing = _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results)
         finisher.drain()
         if jobs[0].setting("report", "enabled"):
-            _comparison(jobs, results, kept, finisher, sweep_dir)
+            _comparison(jobs, cfgs, results, finisher, sweep_dir)
         status = "FINISHED"
     finally:
         finisher.close(status)
@@ -538,67 +568,61 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     return results
 
 
-def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, how, kept) -> dict:
-    """Run the pending combinations with Ray; returns timings {ray_start, tasks} in seconds."""
+def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results) -> dict:
+    """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
+    {ray_start, tasks} in seconds.
+
+    Per market (symbol and data settings): one build task per date chunk puts its day markets in
+    Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
+    every chunk and returns the finished runs. At most two markets are in the store at a time.
+    """
+    from core.engine import is_synthetic
+
     t0 = time.perf_counter()
     ray, owned = _init_ray(jobs[0])
     t1 = time.perf_counter()
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)
-        evaluate = ray.remote(_evaluate_chunk)
+        run_batch = ray.remote(_run_batch)
+        how = jobs[0].setting("sweep", "chunk")
         groups: dict[str, list[int]] = defaultdict(list)
         for i in pending:
             groups[_market_key(cfgs[i])].append(i)
-        units = [(mk, chunk) for mk, members in groups.items()
-                 for chunk in date_chunks(cfgs[members[0]].start, cfgs[members[0]].end, how)]
-        records: dict[int, list] = {i: [] for i in pending}
-        health: dict[int, Health] = {i: Health() for i in pending}
-        seconds: dict[int, float] = dict.fromkeys(pending, 0.0)  # each combination's own evaluation time
-        remaining = {i: sum(1 for mk, _ in units if mk == _market_key(cfgs[i])) for i in pending}
-        window = 2 * max(1, int(ray.available_resources().get("CPU", 1)))
-        in_flight: list[tuple] = []
-
         cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+        in_flight: dict = {}  # batch ref -> (market key, members)
+        open_markets: dict[str, int] = {}  # market key -> batches not yet back
+        bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
+        done = 0
 
-        def submit(unit):
-            mk, (a, b) = unit
-            members = groups[mk]
-            markets_ref, health_ref = build.remote(cfgs[members[0]].with_range(a, b))
-            # Units are batched so that a chunk's market is deserialised once per task, not once per
-            # combination, with about two tasks per CPU for each chunk.
-            size = jobs[0].setting("sweep", "batch") or max(1, -(-len(members) // (2 * cpus)))
-            evals = []
+        def submit(mk: str) -> None:
+            members = family_order(cfgs, groups[mk])
+            first = cfgs[members[0]]
+            built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
+            # about four batches per CPU (results stream back while the rest computes), at most 50 each
+            size = jobs[0].setting("sweep", "batch") or min(50, max(1, -(-len(members) // (4 * cpus))))
+            synthetic = is_synthetic(first)
             for k in range(0, len(members), size):
                 batch = members[k:k + size]
-                evals.append((batch, evaluate.remote(markets_ref, [cfgs[i].strategy for i in batch],
-                                                     cfgs[batch[0]].symbol)))
-            in_flight.append((members, health_ref, evals))
+                ref = run_batch.remote([cfgs[i] for i in batch], [f"#{jobs[i].index} {finisher.label(jobs[i])}: "
+                                                                   for i in batch],
+                                       synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
+                in_flight[ref] = (mk, batch)
+                open_markets[mk] = open_markets.get(mk, 0) + 1
 
-        bar = Progress(sum(len(groups[mk]) for mk, _ in units), "chunk evaluations",
-                       quiet=finisher.quiet)
-        evaluated, combos_done = 0, 0
-        queue = list(units)
+        queue = list(groups)
         while queue or in_flight:
-            while queue and len(in_flight) < window:
+            while queue and len(open_markets) < 2:
                 submit(queue.pop(0))
-            members, health_ref, evals = in_flight.pop(0)
-            market_health = ray.get(health_ref)
-            unit_results = [(i, out) for batch, ref in evals for i, out in zip(batch, ray.get(ref))]
-            for i, (recs, eval_health, spent) in unit_results:
-                evaluated += 1
-                seconds[i] += spent
-                bar.update(evaluated, f"{combos_done}/{len(pending)} combinations done")
-                records[i].extend(recs)
-                health[i].merge(market_health)
-                health[i].merge(eval_health)
-                remaining[i] -= 1
-                if remaining[i] == 0:
-                    combos_done += 1
-                    bar.close()
-                    result = results_from_records(records.pop(i), health[i], cfgs[i], seconds[i])
-                    results[i] = finisher.finish(jobs[i], result, fingerprints[_market_key(cfgs[i])], keys[i],
-                                                 full_report=False)
-                    kept[i] = result
+            (ready,), _ = ray.wait(list(in_flight), num_returns=1)
+            mk, batch = in_flight.pop(ready)
+            open_markets[mk] -= 1
+            if not open_markets[mk]:
+                del open_markets[mk]
+            for i, run in zip(batch, ray.get(ready)):
+                bar.close()
+                results[i] = finisher.finish(jobs[i], run, fingerprints[_market_key(cfgs[i])], keys[i])
+                done += 1
+                bar.update(done)
         bar.close()
         return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1}
     finally:

@@ -76,14 +76,13 @@ def test_a_sweep_reports_pbo_and_deflated_sharpe_over_its_combinations(tmp_path)
 
     rng = np.random.default_rng(2)
     days = pd.date_range("2024-01-01", periods=60, freq="B").date
-    kept, results, jobs = {}, [], []
+    results, jobs = [], []
     for i in range(6):
         pnl = rng.normal(0.0, 10.0, len(days)) + (4.0 if i == 3 else 0.0)
-        kept[i] = SimpleNamespace(summary=pd.DataFrame({"trade_date": days, "pnl_pts": pnl}))
-        results.append({"metrics": {"total_pnl_pts": float(pnl.sum())}})
+        results.append({"metrics": {"total_pnl_pts": float(pnl.sum())}, "daily": (days, pnl)})
         jobs.append(Job(i, [f"signal.multiplier={i}"], {}, {"validation": {"cscv_splits": 10}}))
     finisher = SimpleNamespace(tracker=None)
-    stats = overfit_stats(jobs, results, kept, finisher, tmp_path, best_i=3)
+    stats = overfit_stats(jobs, results, finisher, tmp_path, best_i=3)
     assert stats["trials"] == 6 and stats["days"] == 60 and stats["splits"] == 252  # C(10, 5)
     assert 0 <= stats["pbo"] <= 1 and 0 <= stats["deflated_sharpe"] <= 1
     lines = overfit_lines(stats)

@@ -222,7 +222,7 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
-    grid = "signal.multiplier=range(1.0,4.0,0.1)"  # 30 combinations: logging them outlasts the kill
+    grid = "signal.multiplier=range(1.0,7.0,0.05)"  # 120 combinations: logging them outlasts the kill
     args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid,
             *data_args(market), "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false", "quiet=true"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
