@@ -26,6 +26,7 @@ from .resources import meta_file
 CHARGES_CSV = meta_file("charges.csv")
 TICK = 0.05
 CHARGE_KINDS = ("brokerage", "stt", "exchange", "sebi", "stamp", "gst")
+EPOCH = dt.date(1970, 1, 1)
 RATE_KINDS = ("stt", "exchange", "sebi", "stamp", "gst")
 COST_FIELDS = [
     ("lot_size", pa.int64()), ("qty", pa.int64()), ("entry_fill", pa.float64()), ("exit_fill", pa.float64()),
@@ -91,8 +92,9 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
     cols: dict[str, np.ndarray] = {name: np.full(n, np.nan) for name, _ in COST_FIELDS}
     problems: list[str] = []
     if n:
-        dates = trades.column("trade_date").to_pylist()
-        expiries = trades.column("expiry").to_pylist()
+        day_numbers = trades.column("trade_date").cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+        expiry_numbers = trades.column("expiry").cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+        pairs, pair_of = np.unique(day_numbers * 100_000 + expiry_numbers, return_inverse=True)
         side_sell = np.asarray(pc.equal(trades.column("side"), "sell").to_numpy(zero_copy_only=False), bool)
         entry = trades.column("entry_opt").to_numpy()
         exit_ = trades.column("exit_opt").to_numpy()
@@ -102,26 +104,22 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
         buy_px = np.where(side_sell, exit_fill, entry_fill)
         cols["entry_fill"], cols["exit_fill"] = entry_fill, exit_fill
         cols["gross_pts"] = sell_px - buy_px
-        lots = np.zeros(n)
-        rates = {k: np.zeros(n) for k in RATE_KINDS}
-        costed = np.ones(n, bool)
-        known: dict[tuple, tuple | ValueError] = {}  # (day, expiry) -> (lot size, rates) or the reason
-        for i, pair in enumerate(zip(dates, expiries)):
-            found = known.get(pair)
-            if found is None:
-                try:
-                    found = (lot_size(symbol, pair[1]),
-                             tuple(rate(k, pair[0]) if settings.name != "none" else 0.0 for k in RATE_KINDS))
-                except ValueError as exc:
-                    found = exc
-                known[pair] = found
-            if isinstance(found, ValueError):
-                problems.append(f"{symbol} trade on {pair[0]}: {found}; its costs are left empty")
-                costed[i] = False
-                continue
-            lots[i] = found[0]
-            for k, value in zip(RATE_KINDS, found[1]):
-                rates[k][i] = value
+        pair_lots = np.zeros(len(pairs))
+        pair_rates = {k: np.zeros(len(pairs)) for k in RATE_KINDS}
+        pair_costed = np.ones(len(pairs), bool)
+        reasons: dict[int, str] = {}
+        for p, pair in enumerate(pairs.tolist()):  # each (trade date, expiry) once
+            day, expiry = EPOCH + dt.timedelta(days=pair // 100_000), EPOCH + dt.timedelta(days=pair % 100_000)
+            try:
+                pair_lots[p] = lot_size(symbol, expiry)
+                for k in RATE_KINDS:
+                    pair_rates[k][p] = rate(k, day) if settings.name != "none" else 0.0
+            except ValueError as exc:
+                pair_costed[p] = False
+                reasons[p] = f"{symbol} trade on {day}: {exc}; its costs are left empty"
+        lots, costed = pair_lots[pair_of], pair_costed[pair_of]
+        rates = {k: v[pair_of] for k, v in pair_rates.items()}
+        problems = [reasons[p] for p in pair_of[~costed].tolist()]  # one per trade, in trade order
         qty = lots * settings.lots
         sell_value, buy_value = sell_px * qty, buy_px * qty
         if settings.name == "none":

@@ -60,8 +60,7 @@ MONEY_SUMS = ("gross_inr", "charges_inr", "net_inr", "net_pts")
 
 def trades_table(records: list[dict]) -> pa.Table:
     """Trade records as a table sorted by entry_ts (then anchor, symbol: deterministic)."""
-    columns = {f.name: [r[f.name] for r in records] for f in TRADE_SCHEMA}
-    table = pa.Table.from_pydict(columns, schema=TRADE_SCHEMA)
+    table = pa.Table.from_pylist(records, schema=TRADE_SCHEMA)
     if table.num_rows:
         table = table.sort_by([("entry_ts", "ascending"), ("anchor", "ascending"), ("symbol", "ascending")])
     return table

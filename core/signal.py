@@ -22,7 +22,15 @@ class Candidate:
 
 def burst_and_baseline(series: SparseSeries, bars: np.ndarray, burst_secs: int, avg_secs: int):
     """B(s) and S(s) for each bar s (valid only where s - burst - avg + 1 >= 0)."""
-    upper = series.volume_before(bars + 1)
-    mid = series.volume_before(bars + 1 - burst_secs)
-    lower = series.volume_before(bars + 1 - burst_secs - avg_secs)
+    first, last = int(bars[0]), int(bars[-1])
+    if len(bars) == last - first + 1 and first + 1 - burst_secs - avg_secs >= 0:  # a run of bars (a window)
+        start = first + 1 - burst_secs - avg_secs
+        before = series.volume_before_each(start, last + 2)  # volume_before(start .. last + 1)
+        upper = before[bars + 1 - start]
+        mid = before[bars + 1 - burst_secs - start]
+        lower = before[bars + 1 - burst_secs - avg_secs - start]
+    else:
+        upper = series.volume_before(bars + 1)
+        mid = series.volume_before(bars + 1 - burst_secs)
+        lower = series.volume_before(bars + 1 - burst_secs - avg_secs)
     return upper - mid, mid - lower

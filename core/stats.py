@@ -42,13 +42,13 @@ def summary_stats(trades: pd.DataFrame) -> dict:
     pnl = trades["pnl_pts"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
     n = len(pnl)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    daily = trades.groupby("trade_date")["pnl_pts"].sum().to_numpy() if n else np.zeros(0)
+    daily = _group_sums(trades["trade_date"].to_numpy(), pnl)[1] if n else np.zeros(0)
     dd, peak_i, trough_i = drawdown(pnl)
     gross_win, gross_loss = float(wins.sum()), float(-losses.sum())
     daily_sd = float(np.std(daily, ddof=1)) if len(daily) > 1 else float("nan")
     downside = float(np.sqrt(np.mean(np.minimum(daily, 0.0) ** 2))) if len(daily) else float("nan")
     ann = math.sqrt(TRADING_DAYS_PER_YEAR)
-    dates = trades["trade_date"].astype(str).to_numpy() if n else []
+    dates = trades["trade_date"].to_numpy() if n else []
     return {
         "trades": n,
         "days_traded": int(len(daily)),
@@ -96,20 +96,28 @@ def breakdowns(trades: pd.DataFrame, step: int | None = None) -> dict[str, pd.Da
     from ATM (in strike steps) and days to expiry."""
     if not len(trades):
         return {}
-    frame = trades.copy()
-    keys = {"anchor": "anchor", "opt_type": "opt_type", "exit_reason": "exit_reason"}
-    if "atm" in frame and step:
-        frame["strike_distance"] = ((frame["strike"] - frame["atm"]) // step).astype(int)
-        keys["strike_distance"] = "strike_distance"
-    if "days_to_expiry" in frame:
-        keys["days_to_expiry"] = "days_to_expiry"
-    won = frame["pnl_pts"] > 0
+    pnl = trades["pnl_pts"].to_numpy(dtype=float)
+    keys = {"anchor": trades["anchor"].to_numpy(), "opt_type": trades["opt_type"].to_numpy(),
+            "exit_reason": trades["exit_reason"].to_numpy()}
+    if "atm" in trades and step:
+        keys["strike_distance"] = ((trades["strike"].to_numpy() - trades["atm"].to_numpy()) // step).astype(int)
+    if "days_to_expiry" in trades:
+        keys["days_to_expiry"] = trades["days_to_expiry"].to_numpy()
     out = {}
-    for name, col in keys.items():
-        g = frame.groupby(col)["pnl_pts"]
-        out[name] = pd.DataFrame({"trades": g.size(), "total_pnl_pts": g.sum(), "mean_pnl_pts": g.mean(),
-                                  "win_rate": won.groupby(frame[col]).mean().astype(float)})
+    for name, values in keys.items():
+        labels, codes = np.unique(values.astype(object) if values.dtype == object else values, return_inverse=True)
+        count = np.bincount(codes, minlength=len(labels))
+        total = np.bincount(codes, weights=pnl, minlength=len(labels))
+        wins = np.bincount(codes, weights=(pnl > 0).astype(float), minlength=len(labels))
+        out[name] = pd.DataFrame({"trades": count, "total_pnl_pts": total, "mean_pnl_pts": total / count,
+                                  "win_rate": wins / count}, index=pd.Index(labels, name=name))
     return out
+
+
+def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, sum of ``values`` per key)."""
+    labels, codes = np.unique(keys, return_inverse=True)
+    return labels, np.bincount(codes, weights=values, minlength=len(labels))
 
 
 def metrics_for_tracking(stats: dict) -> dict[str, float]:

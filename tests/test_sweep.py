@@ -224,7 +224,8 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
     grid = "signal.multiplier=range(1.0,7.0,0.05)"  # 120 combinations: logging them outlasts the kill
     args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid,
-            *data_args(market), "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false", "quiet=true"]
+            *data_args(market), "sweep.chunk=1", "sweep.batch=1", "ray.num_cpus=1", "report.enabled=false",
+            "quiet=true"]  # one combination per task: results come back one by one, long before the end
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     db = tmp_path / "mlflow.db"
