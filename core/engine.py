@@ -363,12 +363,13 @@ def _black_scholes_delta(market: DayMarket, entry: int, cand: Candidate, entry_o
     return abs(float(bs.delta(entry_spot, cand.strike, years, sigma, strategy.rate, is_call)))
 
 
-def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> list[dict]:
-    """Trades of one day under ``strategy``: at most one per window (strategy.md §4-7)."""
-    ((records, day_health),) = evaluate_markets_batch([market], [strategy], symbol, _black_scholes_delta)
+def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Health | None = None) -> pa.Table:
+    """Trades of one day under ``strategy`` (at most one per window, strategy.md §4-7), as a table in
+    core.outputs.TRADE_SCHEMA, without costs."""
+    ((trades, day_health),) = evaluate_markets_batch([market], [strategy], symbol, _black_scholes_delta)
     if health is not None:
         health.merge(day_health)
-    return records
+    return trades
 
 
 def is_synthetic(cfg: RunConfig) -> bool:
@@ -376,11 +377,12 @@ def is_synthetic(cfg: RunConfig) -> bool:
     return any((folder / "SYNTHETIC.json").is_file() for folder in (cfg.options_dir, cfg.options_dir.parent))
 
 
-def results_from_records(records: list[dict], health: Health, cfg: RunConfig, wall: float,
-                         synthetic: bool | None = None) -> BacktestResult:
-    """Trades (with their costs), daily summary and health as a BacktestResult (``synthetic``: whether
-    the data is core.synth's; looked up in the options folder when not given)."""
-    trades, problems = trade_costs(trades_table(records), cfg.costs, cfg.symbol)
+def results_from_trades(parts: list[pa.Table], health: Health, cfg: RunConfig, wall: float,
+                        synthetic: bool | None = None) -> BacktestResult:
+    """Trades (``parts``: tables of core.kernel, joined and sorted, with their costs), daily summary and
+    health as a BacktestResult (``synthetic``: whether the data is core.synth's; looked up in the
+    options folder when not given)."""
+    trades, problems = trade_costs(trades_table(parts), cfg.costs, cfg.symbol)
     for message in problems:
         health.add("no_cost_data", 1, message)
     summary = summary_table(trades)
@@ -406,9 +408,9 @@ def build_markets(cfg: RunConfig, threads: int | None = None) -> tuple[list[DayM
 
 
 def evaluate_markets(markets: Iterable[DayMarket], strategies: list[Strategy], symbol: str
-                     ) -> list[tuple[list[dict], Health]]:
-    """Trade records and evaluation health of each of ``strategies`` over prepared markets, in one
-    pass of the batch kernel (core.kernel)."""
+                     ) -> list[tuple[pa.Table, Health]]:
+    """Trades (without costs) and evaluation health of each of ``strategies`` over prepared markets, in
+    one pass of the batch kernel (core.kernel)."""
     return evaluate_markets_batch(list(markets), list(strategies), symbol, _black_scholes_delta)
 
 
@@ -419,7 +421,6 @@ def run_backtest(config, base_dir: str | Path | None = None,
     started = time.perf_counter()
     cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)
     health = Health()
-    records: list[dict] = []
-    for market in iter_day_markets(cfg, health, progress=progress):
-        records.extend(evaluate_day(market, cfg.strategy, cfg.symbol, health))
-    return results_from_records(records, health, cfg, time.perf_counter() - started)
+    parts = [evaluate_day(market, cfg.strategy, cfg.symbol, health)
+             for market in iter_day_markets(cfg, health, progress=progress)]
+    return results_from_trades(parts, health, cfg, time.perf_counter() - started)

@@ -16,6 +16,7 @@ alone (tested: random batches against one-by-one runs).
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 
@@ -26,6 +27,7 @@ from .exits import OPTION_FLOOR
 from .signal import burst_and_baseline
 
 REASONS = ("stop", "trail", "target", "time")
+EPOCH = dt.date(1970, 1, 1)
 
 
 def _loops():
@@ -105,29 +107,93 @@ def value_path(spot: np.ndarray, series, entry: int, end: int, entry_spot: float
 
 
 def evaluate_markets_batch(markets, strategies: list[Strategy], symbol: str, delta_for=None):
-    """Trade records of every strategy over prepared day markets: [(records, health)] in order.
+    """Trades of every strategy over prepared day markets: [(trades, health)] in strategy order, each
+    ``trades`` a pyarrow Table in core.outputs.TRADE_SCHEMA, in the order the trades were found.
 
     ``delta_for(market, entry, candidate, entry_opt, entry_spot, strategy, fallback, health)`` gives
     the Black-Scholes delta for strategies with ``delta_model == 'black_scholes'``.
     """
     from .health import Health
 
-    records: list[list[dict]] = [[] for _ in strategies]
     healths = [Health() for _ in strategies]
     families: dict[tuple[int, int], list[int]] = defaultdict(list)
     for j, s in enumerate(strategies):
         families[(s.burst_secs, s.avg_secs)].append(j)
+    found = TradeColumns(strategies, symbol)
     for market in markets:
         for window in market.windows:
             signals: list = [None] * len(strategies)
             for members in families.values():
                 for j, sig in zip(members, window_signals(market.spot, window, [strategies[j] for j in members])):
                     signals[j] = sig
-            _window_trades(market, window, strategies, signals, symbol, records, healths, delta_for)
-    return list(zip(records, healths))
+            _window_trades(market, window, strategies, signals, found, healths, delta_for)
+    return list(zip(found.tables(), healths))
 
 
-def _window_trades(market, window, strategies, signals, symbol, records, healths, delta_for) -> None:
+class TradeColumns:
+    """Trades of a batch of strategies, gathered as numpy chunks (one per shared value path) and
+    turned into one table per strategy at the end, instead of a dict per trade."""
+
+    def __init__(self, strategies: list[Strategy], symbol: str):
+        self.strategies = strategies
+        self.symbol = symbol
+        self.chunks: dict[str, list[np.ndarray]] = defaultdict(list)
+        self.anchors: dict[str, int] = {}
+        self.sell = np.array([s.side == "sell" for s in strategies], bool)
+        self.burst_secs = np.array([s.burst_secs for s in strategies], np.float64)
+        self.avg_secs = np.array([s.avg_secs for s in strategies], np.float64)
+        self.stop_pct = np.array([s.stop_pct for s in strategies], np.float64)
+        self.trail_pct = np.array([s.trail_pct for s in strategies], np.float64)
+        self.trail_activate_pct = np.array([s.trail_activate_pct for s in strategies], np.float64)
+        self.target_pct = np.array([s.target_pct for s in strategies], np.float64)
+        self.max_hold = np.array([s.max_hold_secs for s in strategies], np.int64)
+
+    def add(self, members: np.ndarray, **columns) -> None:
+        """Trades of ``members`` (strategy indices); each column an array over them or one shared value."""
+        n = len(members)
+        self.chunks["strategy"].append(members)
+        for name, values in columns.items():
+            self.chunks[name].append(values if isinstance(values, np.ndarray) else np.full(n, values))
+
+    def tables(self) -> list:
+        """One pyarrow Table per strategy (zero-copy slices of one table of the batch)."""
+        import pyarrow as pa
+
+        from .outputs import TRADE_SCHEMA, TS
+
+        if not self.chunks:
+            return [TRADE_SCHEMA.empty_table() for _ in self.strategies]
+        col = {name: np.concatenate(parts) for name, parts in self.chunks.items()}
+        order = np.argsort(col["strategy"], kind="stable")  # each strategy's trades in the order found
+        col = {name: values[order] for name, values in col.items()}
+        counts = np.bincount(col["strategy"], minlength=len(self.strategies))
+
+        def strings(codes, labels):
+            return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, np.int32)),
+                                                  pa.array(labels, pa.string())).cast(pa.string())
+
+        def timestamps(values):
+            return pa.array(values.astype(np.int64)).cast(TS)
+
+        arrays = {
+            "symbol": strings(np.zeros(len(order)), [self.symbol]),
+            "trade_date": pa.array(col["trade_date"].astype(np.int32)).cast(pa.date32()),
+            "anchor": strings(col["anchor"], sorted(self.anchors, key=self.anchors.get)),
+            "expiry": pa.array(col["expiry"].astype(np.int32)).cast(pa.date32()),
+            "opt_type": strings(col["opt_type"], ["CE", "PE"]),
+            "side": strings(np.where(self.sell[col["strategy"]], 0, 1), ["sell", "long"]),
+            "exit_reason": strings(col["reason"], list(REASONS)),
+            **{name: timestamps(col[name]) for name in ("entry_ts", "exit_ts", "signal_ts")},
+            **{name: pa.array(col[name].astype(np.int64)) for name in ("strike", "atm", "days_to_expiry")},
+            **{name: pa.array(col[name].astype(np.float64)) for name in (
+                "entry_spot", "exit_spot", "delta_used", "entry_opt", "exit_opt", "pnl_pts", "burst_vol", "base_vol")},
+        }
+        table = pa.Table.from_arrays([arrays[f.name] for f in TRADE_SCHEMA], schema=TRADE_SCHEMA)
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        return [table.slice(int(starts[j]), int(counts[j])) for j in range(len(self.strategies))]
+
+
+def _window_trades(market, window, strategies, signals, found: TradeColumns, healths, delta_for) -> None:
     """Entries, shared value paths and batched exit scans of one window."""
     paths: dict[tuple, list[int]] = defaultdict(list)
     entries: dict[int, tuple] = {}
@@ -159,8 +225,9 @@ def _window_trades(market, window, strategies, signals, symbol, records, healths
         return
     # What every trade of this window shares.
     trade_date, expiry = market.trade_date, market.expiry
-    common = {"symbol": symbol, "trade_date": trade_date, "anchor": clock_label(window.anchor_sec), "expiry": expiry,
-              "atm": int(window.atm), "days_to_expiry": (expiry - trade_date).days}
+    anchor = found.anchors.setdefault(clock_label(window.anchor_sec), len(found.anchors))
+    shared = {"trade_date": market.day, "anchor": anchor, "expiry": (expiry - EPOCH).days, "atm": int(window.atm),
+              "days_to_expiry": (expiry - trade_date).days}
     us_at_open = market.utc_us(0)
     for (entry, k, delta_used, sign, pnl_mode), members in paths.items():
         cand = window.candidates[k]
@@ -168,29 +235,16 @@ def _window_trades(market, window, strategies, signals, symbol, records, healths
         entry_opt, entry_spot = entries[members[0]][3], entries[members[0]][4]
         value, pnl, peak = value_path(market.spot, cand.series, entry, window.end, entry_spot, entry_opt,
                                       delta_used, direction, sign, pnl_mode)
-        chosen = [strategies[j] for j in members]
-        last = np.array([min(s.max_hold_secs, window.end - 1 - entry) for s in chosen], np.int64)
-        idx, reason = _loops().scan_exits(pnl, peak, entry_opt, last,
-                                          np.array([s.stop_pct for s in chosen], np.float64),
-                                          np.array([s.trail_pct for s in chosen], np.float64),
-                                          np.array([s.trail_activate_pct for s in chosen], np.float64),
-                                          np.array([s.target_pct for s in chosen], np.float64))
-        series_fields = {**common, "opt_type": cand.opt_type, "strike": int(cand.strike),
-                         "entry_ts": us_at_open + entry * 1_000_000, "entry_spot": entry_spot,
-                         "delta_used": delta_used, "entry_opt": entry_opt}
-        for j, i, r in zip(members, idx.tolist(), reason.tolist()):
-            bar, burst_volume, baseline_sum, _, _ = entries[j]
-            strategy = strategies[j]
-            exit_bar = entry + i
-            records[j].append({
-                **series_fields,
-                "side": strategy.side,
-                "exit_ts": us_at_open + exit_bar * 1_000_000,
-                "exit_spot": float(market.spot[exit_bar]),
-                "exit_opt": float(value[i]),
-                "pnl_pts": float(pnl[i]),
-                "exit_reason": REASONS[r],
-                "signal_ts": us_at_open + bar * 1_000_000,
-                "burst_vol": burst_volume,
-                "base_vol": baseline_sum * strategy.burst_secs / strategy.avg_secs,
-            })
+        chosen = np.array(members, np.int64)
+        last = np.minimum(found.max_hold[chosen], window.end - 1 - entry)
+        idx, reason = _loops().scan_exits(pnl, peak, entry_opt, last, found.stop_pct[chosen], found.trail_pct[chosen],
+                                          found.trail_activate_pct[chosen], found.target_pct[chosen])
+        signal_bar = np.array([entries[j][0] for j in members], np.int64)
+        baseline_sum = np.array([entries[j][2] for j in members], np.float64)
+        exit_bar = entry + idx
+        found.add(chosen, **shared, opt_type=0 if direction == 1 else 1, strike=int(cand.strike),
+                  entry_ts=us_at_open + entry * 1_000_000, entry_spot=entry_spot, delta_used=delta_used,
+                  entry_opt=entry_opt, exit_ts=us_at_open + exit_bar * 1_000_000, exit_spot=market.spot[exit_bar],
+                  exit_opt=value[idx], pnl_pts=pnl[idx], reason=reason, signal_ts=us_at_open + signal_bar * 1_000_000,
+                  burst_vol=np.array([entries[j][1] for j in members], np.float64),
+                  base_vol=baseline_sum * found.burst_secs[chosen] / found.avg_secs[chosen])

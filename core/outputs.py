@@ -58,12 +58,13 @@ SUMMARY_SCHEMA = pa.schema([
 MONEY_SUMS = ("gross_inr", "charges_inr", "net_inr", "net_pts")
 
 
-def trades_table(records: list[dict]) -> pa.Table:
-    """Trade records as a table sorted by entry_ts (then anchor, symbol: deterministic)."""
-    table = pa.Table.from_pylist(records, schema=TRADE_SCHEMA)
+def trades_table(parts: list[pa.Table]) -> pa.Table:
+    """Trade tables (core.kernel, in TRADE_SCHEMA) as one table sorted by entry_ts (then anchor,
+    symbol: deterministic)."""
+    table = pa.concat_tables(parts) if parts else TRADE_SCHEMA.empty_table()
     if table.num_rows:
         table = table.sort_by([("entry_ts", "ascending"), ("anchor", "ascending"), ("symbol", "ascending")])
-    return table
+    return table.combine_chunks()
 
 
 def day_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ import re
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import yaml
 
 from core import ConfigError, RunConfig, load_config
 from core.console import format_stats
-from core.engine import (BacktestResult, build_markets, evaluate_markets, results_from_records, run_backtest,
+from core.engine import (BacktestResult, build_markets, evaluate_markets, results_from_trades, run_backtest,
                          run_fingerprint)
 from core.health import Health
 from core.cache import atomic_write_bytes
@@ -40,7 +39,8 @@ YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when pres
 SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report", "validation")
 SHELL_DEFAULTS = {
     "quiet": False,
-    "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts"},
+    "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts",
+                 "log_processes": None, "sqlite_journal": "wal"},
     "sweep": {"chunk": "month", "resume": True, "batch": None},
     "ray": {"address": None, "num_cpus": None},
     "report": {"enabled": True, "inspect": [], "metric": "total_pnl_pts"},
@@ -140,8 +140,11 @@ class Finisher:
         self.parent = None
         self.metric = first.setting("report", "metric")
         self.swept = swept_keys(jobs)
-        self._logging: ThreadPoolExecutor | None = None  # a sweep logs to MLflow while it computes
+        self._logging = None  # a sweep logs to MLflow while it computes (sweep.tracking.LoggingThread/Pool)
         self._pending: list[tuple[dict, object]] = []
+        self.combinations = len(jobs)
+        processes = first.setting("tracking", "log_processes")
+        self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
         if first.setting("tracking", "enabled"):
             from sweep.tracking import Tracker, code_version
 
@@ -201,9 +204,8 @@ class Finisher:
             name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
             call = (self.parent, name[:250], params, metrics, tags,
                     [paths["trades"], paths["summary"], paths["health"], *extra])
-            if self.sweeping:  # one background thread: logging overlaps the next evaluations
-                self._logging = self._logging or ThreadPoolExecutor(1, thread_name_prefix="mlflow")
-                self._pending.append((out, self._logging.submit(self.tracker.log_combo, *call)))
+            if self.sweeping:  # in the background: logging overlaps the next evaluations
+                self._pending.append((out, self._logger().submit(*call)))
             else:
                 out["mlflow_run_id"] = self.tracker.log_combo(*call)
         if not self.quiet:
@@ -214,6 +216,18 @@ class Finisher:
                 if report:
                     print(f"  report: {report}", flush=True)
         return out
+
+    def _logger(self):
+        """Where child runs are logged: a thread of this process for a few, processes for many."""
+        if self._logging is None:
+            from sweep.tracking import LoggingPool, LoggingThread
+
+            workers = int(self.log_processes or 0)
+            if workers > 0 and self.combinations >= 50:
+                self._logging = LoggingPool(self.tracker, workers)
+            else:
+                self._logging = LoggingThread(self.tracker)
+        return self._logging
 
     def drain(self) -> None:
         """Wait for the runs being logged in the background; one that fails is a warning (its files stay)."""
@@ -329,16 +343,21 @@ def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chun
     each combination's trades, costs, summary, statistics and file contents (core.finish)."""
     started = time.perf_counter()
     strategies = [c.strategy for c in cfgs]
-    records: list[list[dict]] = [[] for _ in cfgs]
+    trades: list[list] = [[] for _ in cfgs]
     health = [Health() for _ in cfgs]
     for markets, market_health in zip(built[:n_chunks], built[n_chunks:]):
-        for j, (recs, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
-            records[j].extend(recs)
+        for j, (part, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
+            trades[j].append(part)
             health[j].merge(market_health)
             health[j].merge(own)
     share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
-    return [finish_run(results_from_records(records[j], health[j], cfg, share, synthetic=synthetic),
+    t1 = time.perf_counter()
+    out = [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
                        label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
+    if os.environ.get("ATMBURST_DEBUG_TIMES"):
+        with open(os.environ["ATMBURST_DEBUG_TIMES"], "a") as fh:
+            fh.write(f"{os.getpid()} start {started:.2f} eval {t1 - started:.2f} finish {time.perf_counter() - t1:.2f} n {len(cfgs)}\n")
+    return out
 
 
 def family_order(cfgs: list[RunConfig], members: list[int]) -> list[int]:
@@ -598,8 +617,10 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results) -> dict
             members = family_order(cfgs, groups[mk])
             first = cfgs[members[0]]
             built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
-            # about four batches per CPU (results stream back while the rest computes), at most 50 each
-            size = jobs[0].setting("sweep", "batch") or min(50, max(1, -(-len(members) // (4 * cpus))))
+            # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
+            # its families once (about 1 s per family and symbol-year), and results stream back batch by
+            # batch while the rest computes
+            size = jobs[0].setting("sweep", "batch") or min(125, max(1, -(-len(members) // (2 * cpus))))
             synthetic = is_synthetic(first)
             for k in range(0, len(members), size):
                 batch = members[k:k + size]

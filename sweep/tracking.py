@@ -143,6 +143,8 @@ class _Retrying:
         self._client = client
 
     def __getattr__(self, name):
+        if name.startswith("__") or name == "_client":  # copying or unpickling: no client yet
+            raise AttributeError(name)
         attr = getattr(self._client, name)
         if not callable(attr):
             return attr
@@ -161,6 +163,34 @@ class _Retrying:
         return call
 
 
+_PRAGMAS: dict[str, str] = {}
+
+
+def use_sqlite_journal(mode: str) -> None:
+    """Open this process's SQLite stores in journal ``mode``: ``wal`` (write-ahead log with
+    synchronous=NORMAL: readers such as the MLflow UI never block a sweep's writes, and a commit
+    costs no flush to disk; a power cut may lose the last runs, which a resumed sweep redoes) or
+    ``delete`` (SQLite's default; use it for a store on a network filesystem, where WAL is unsafe)."""
+    mode = str(mode or "wal").lower()
+    if mode not in ("wal", "delete"):
+        raise ValueError(f"config key 'tracking.sqlite_journal' must be wal or delete, got {mode!r}")
+    if not _PRAGMAS:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        @event.listens_for(Engine, "connect")
+        def _set_pragmas(connection, _record):  # every SQLite connection this process opens
+            if type(connection).__module__.startswith("sqlite3"):
+                cursor = connection.cursor()
+                if _PRAGMAS.get("mode") == "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+                else:  # the journal mode is kept in the file: turn an earlier WAL off again
+                    cursor.execute("PRAGMA journal_mode=DELETE")
+                cursor.close()
+    _PRAGMAS["mode"] = mode
+
+
 class Tracker:
     """A thin wrapper over MlflowClient for one experiment."""
 
@@ -173,6 +203,8 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)
+        self.journal = str(settings.get("sqlite_journal") or "wal")
+        use_sqlite_journal(self.journal)
         self.owner = owner_id()
         name = str(settings.get("experiment") or "atmburst")
         lock = _lock_path(self.uri)
@@ -196,6 +228,21 @@ class Tracker:
                     self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
         self.experiment = name
         self.reap_orphans()
+
+    @classmethod
+    def connect(cls, uri: str, experiment_id: str, experiment: str, journal: str = "wal") -> "Tracker":
+        """A tracker on an experiment that another process opened (no store creation, no reaping)."""
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        use_sqlite_journal(journal)
+        from mlflow.tracking import MlflowClient
+
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self = cls.__new__(cls)
+        self.uri, self.experiment_id, self.experiment, self.journal = uri, experiment_id, experiment, journal
+        self.owner = owner_id()
+        self.client = _Retrying(MlflowClient(tracking_uri=uri))
+        return self
 
     def runs_url(self, server: str = "http://127.0.0.1:5000") -> str:
         """The experiment's runs table in the MLflow UI. ``workflowType`` is spelled out: MLflow 3.17
@@ -285,10 +332,11 @@ class Tracker:
         run = self._create(name, run_tags)
         run_id = run.info.run_id
         try:
-            self._log(run_id, params=params, metrics=metrics, tags={})
             for path in artifacts:
                 self.client.log_artifact(run_id, str(path))
-            self.client.set_tag(run_id, COMPLETE_TAG, "true")
+            # params and metrics go last, with the completion tag, in one batch: a run is complete
+            # only once its files are in
+            self._log(run_id, params=params, metrics=metrics, tags={COMPLETE_TAG: "true"})
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
@@ -302,6 +350,58 @@ class Tracker:
         plist = [Param(k, v[:6000]) for k, v in sorted(params.items())]
         mlist = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items())]
         tlist = [RunTag(k, v) for k, v in sorted(tags.items())]
-        for i in range(0, max(len(plist), len(mlist), len(tlist), 1), 100):
-            self.client.log_batch(run_id, metrics=mlist[i:i + 100], params=plist[i:i + 100], tags=tlist[i:i + 100])
+        starts = list(range(0, max(len(plist), len(mlist), 1), 100))
+        for i in starts:  # MLflow takes at most 100 params a call; the tags go with the last call
+            self.client.log_batch(run_id, metrics=mlist[i:i + 100], params=plist[i:i + 100],
+                                  tags=tlist if i == starts[-1] else [])
 
+
+
+_PROCESS_TRACKER: Tracker | None = None
+
+
+def _open_in_process(uri: str, experiment_id: str, experiment: str, journal: str) -> None:
+    """Initializer of a logging process: its own client on the sweep's experiment."""
+    global _PROCESS_TRACKER
+    _PROCESS_TRACKER = Tracker.connect(uri, experiment_id, experiment, journal)
+
+
+def _log_in_process(*args) -> str:
+    return _PROCESS_TRACKER.log_combo(*args)
+
+
+class LoggingThread:
+    """Child runs logged by one background thread of this process."""
+
+    def __init__(self, tracker: Tracker):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.tracker = tracker
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlflow")
+
+    def submit(self, *args):
+        return self.pool.submit(self.tracker.log_combo, *args)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+class LoggingPool:
+    """Child runs logged by ``processes`` separate processes, each with its own MLflow client: the
+    store's Python layer costs tens of milliseconds of CPU per run, which one thread of the sweep's
+    own process cannot keep up with on a large grid. SQLite serialises the writes (with retries)."""
+
+    def __init__(self, tracker: Tracker, processes: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_open_in_process,
+                                        initargs=(tracker.uri, tracker.experiment_id, tracker.experiment,
+                                                  tracker.journal))
+
+    def submit(self, *args):
+        return self.pool.submit(_log_in_process, *args)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()

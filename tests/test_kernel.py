@@ -50,9 +50,9 @@ strategy = st.builds(
 def test_a_batch_equals_its_strategies_one_by_one(grid):
     markets = _markets()
     together = evaluate_markets(markets, grid, "BANKNIFTY")
-    for s, (records, health) in zip(grid, together):
+    for s, (trades, health) in zip(grid, together):
         ((alone, alone_health),) = evaluate_markets(markets, [s], "BANKNIFTY")
-        assert records == alone
+        assert trades.equals(alone)
         assert health.as_dict() == alone_health.as_dict()
 
 
@@ -61,5 +61,5 @@ def test_the_batch_is_not_vacuous():
     base = Strategy()
     grid = [replace(base, multiplier=m, stop_pct=sp) for m in (1.25, 1.5, 3.0) for sp in (0.05, 0.3)]
     results = evaluate_markets(markets, grid, "BANKNIFTY")
-    counts = [len(r) for r, _ in results]
-    assert min(counts) > 0 and len({tuple(t["exit_reason"] for t in r) for r, _ in results}) > 1
+    counts = [r.num_rows for r, _ in results]
+    assert min(counts) > 0 and len({tuple(r.column("exit_reason").to_pylist()) for r, _ in results}) > 1

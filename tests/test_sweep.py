@@ -225,8 +225,11 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     grid = "signal.multiplier=range(1.0,7.0,0.05)"  # 120 combinations: logging them outlasts the kill
     args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid,
             *data_args(market), "sweep.chunk=1", "sweep.batch=1", "ray.num_cpus=1", "report.enabled=false",
-            "quiet=true"]  # one combination per task: results come back one by one, long before the end
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            "tracking.log_processes=0", "quiet=true"]
+    # One combination per task and one logging thread: runs finish one by one, long before the end.
+    # The rerun below logs through the default pool of logging processes.
+    log = open(tmp_path / "killed_sweep.log", "w")
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     db = tmp_path / "mlflow.db"
     deadline = time.time() + 300
@@ -247,7 +250,8 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
         if still_running:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert still_running, "the sweep ended before it could be killed"
+    log.close()
+    assert still_running, "the sweep ended before it could be killed:\n" + (tmp_path / "killed_sweep.log").read_text()[-3000:]
     before = _runs(db)
     assert any(r.info.status == "RUNNING" for r in before)  # the killed parent at least
     done_before = sum(1 for r in before if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags)
