@@ -306,12 +306,9 @@ def _init_ray(job: Job):
         # address even for a local cluster); must be set before ray is imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address and "RAY_AUTH_MODE" not in os.environ and (
-            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-            or (Path.home() / ".ray" / "auth_token").is_file()):
-        # `ray start` turns token authentication on when this machine has a token; a driver
-        # connecting to it must do the same, before ray is imported (Ray reads it once).
-        os.environ["RAY_AUTH_MODE"] = "token"
+    # Token authentication is Ray's own setting (RAY_AUTH_MODE in the environment, the same for the
+    # cluster and this driver); a guess from a token file on this machine would break clusters
+    # started without it (their nodes then cannot reach this driver: OwnerDiedError).
     import ray
 
     if ray.is_initialized():
@@ -337,10 +334,12 @@ def _build_chunk(cfg: RunConfig):
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
-def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built) -> list[FinishedRun]:
+def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built
+               ) -> tuple[str, list[FinishedRun]]:
     """A batch of combinations on one market, in one Ray task: every date chunk's markets (``built``:
     the chunks' markets, then their health) through one pass of the batch kernel per chunk, then
-    each combination's trades, costs, summary, statistics and file contents (core.finish)."""
+    each combination's trades, costs, summary, statistics and file contents (core.finish).
+    Returns (the Ray node it ran on, the finished runs)."""
     started = time.perf_counter()
     strategies = [c.strategy for c in cfgs]
     trades: list[list] = [[] for _ in cfgs]
@@ -351,13 +350,11 @@ def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chun
             health[j].merge(market_health)
             health[j].merge(own)
     share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
-    t1 = time.perf_counter()
     out = [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
                        label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
-    if os.environ.get("ATMBURST_DEBUG_TIMES"):
-        with open(os.environ["ATMBURST_DEBUG_TIMES"], "a") as fh:
-            fh.write(f"{os.getpid()} start {started:.2f} eval {t1 - started:.2f} finish {time.perf_counter() - t1:.2f} n {len(cfgs)}\n")
-    return out
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), out
 
 
 def family_order(cfgs: list[RunConfig], members: list[int]) -> list[int]:
@@ -578,7 +575,9 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
         status = "FINISHED"
     finally:
         finisher.close(status)
+    nodes = timing.pop("nodes", 0)
     parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in timing.items())
+    parts += f", on {nodes} Ray nodes" if nodes > 1 else ""
     print(f"sweep: {len(jobs)} combinations ({len(jobs) - len(pending)} already done) in "
           f"{time.perf_counter() - started:.1f} s{' (' + parts[2:] + ')' if parts else ''}", flush=True)
     if not finisher.quiet:
@@ -612,6 +611,7 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results) -> dict
         open_markets: dict[str, int] = {}  # market key -> batches not yet back
         bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
         done = 0
+        nodes: set[str] = set()
 
         def submit(mk: str) -> None:
             members = family_order(cfgs, groups[mk])
@@ -627,7 +627,7 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results) -> dict
                 ref = run_batch.remote([cfgs[i] for i in batch], [f"#{jobs[i].index} {finisher.label(jobs[i])}: "
                                                                    for i in batch],
                                        synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
-                in_flight[ref] = (mk, batch)
+                in_flight[ref] = (mk, batch, built)
                 open_markets[mk] = open_markets.get(mk, 0) + 1
 
         queue = list(groups)
@@ -635,17 +635,19 @@ def _fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results) -> dict
             while queue and len(open_markets) < 2:
                 submit(queue.pop(0))
             (ready,), _ = ray.wait(list(in_flight), num_returns=1)
-            mk, batch = in_flight.pop(ready)
+            mk, batch, _ = in_flight.pop(ready)
             open_markets[mk] -= 1
             if not open_markets[mk]:
                 del open_markets[mk]
-            for i, run in zip(batch, ray.get(ready)):
+            node, runs = ray.get(ready)
+            nodes.add(node)
+            for i, run in zip(batch, runs):
                 bar.close()
                 results[i] = finisher.finish(jobs[i], run, fingerprints[_market_key(cfgs[i])], keys[i])
                 done += 1
                 bar.update(done)
         bar.close()
-        return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1}
+        return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1, "nodes": len(nodes)}
     finally:
         if owned:
             ray.shutdown()

@@ -40,9 +40,9 @@ def engine_config(market, **over):
     return cfg
 
 
-def sweep(cwd, *args, check=True):
+def sweep(cwd, *args, check=True, env_extra=None):
     cwd.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0", **(env_extra or {})}
     if "-m" in args:  # Hydra wants the flag before the overrides
         args = ("-m", *[a for a in args if a != "-m"])
     proc = subprocess.run([sys.executable, str(ROOT / "sweep/main.py"), *args], cwd=cwd, capture_output=True,
@@ -132,15 +132,16 @@ def test_cluster_path_and_tracking_off(market, tmp_path):
         private = sweep(tmp_path / "private", *data_args(market), "-m", "signal.multiplier=1.5,3", "ray.num_cpus=2",
                         "tracking.enabled=false", "report.enabled=false")
         assert "sweep: 2 combinations" in private.stdout
+        # `ray start` turns token authentication on when this machine has a token; its drivers must too
+        # (RAY_AUTH_MODE, as Ray documents it).
+        auth = {"RAY_AUTH_MODE": "token"} if os.path.exists(os.path.expanduser("~/.ray/auth_token")) else {}
         check = subprocess.run([sys.executable, "-c", (
             "import ray; ray.init(address='127.0.0.1:%d', logging_level='ERROR'); "
             "from ray._private.state import state; print('JOBS', len(state.job_table()))") % port],
-            capture_output=True, text=True, env={**env, "RAY_AUTH_MODE": "token"} if (
-                os.path.expanduser("~/.ray/auth_token") and os.path.exists(os.path.expanduser("~/.ray/auth_token"))
-            ) else env, timeout=120)
+            capture_output=True, text=True, env={**env, **auth}, timeout=120)
         assert "JOBS 1" in check.stdout, check.stdout + check.stderr  # only the checker itself
         proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", f"ray.address=127.0.0.1:{port}",
-                     "tracking.enabled=false")
+                     "tracking.enabled=false", env_extra=auth)
         assert "sweep: 2 combinations" in proc.stdout
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
@@ -149,6 +150,55 @@ def test_cluster_path_and_tracking_off(market, tmp_path):
     assert len(outputs) == 2
     single = run_backtest(engine_config(market, signal={"multiplier": 3.0}))
     pd.testing.assert_frame_equal(pd.read_parquet(outputs[1]), single.trades)
+
+
+TWO_NODES = """
+import os, sys, time
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                       "include_dashboard": False})
+cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+cluster.wait_for_nodes()
+with open(sys.argv[1] + ".tmp", "w") as fh:
+    fh.write(cluster.address)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+try:
+    while not os.path.exists(sys.argv[1] + ".stop"):
+        time.sleep(0.2)
+finally:
+    cluster.shutdown()
+"""
+
+
+def test_a_sweep_on_a_two_node_cluster_uses_both_nodes_and_equals_a_local_sweep(market, tmp_path):
+    import time
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    address_file = tmp_path / "address"
+    cluster = subprocess.Popen([sys.executable, "-c", TWO_NODES, str(address_file)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    grid = ("signal.multiplier=1.5,2,2.5,3", "sweep.chunk=1", "sweep.batch=1", "tracking.enabled=false",
+            "report.enabled=false")
+    try:
+        deadline = time.time() + 180
+        while not address_file.exists() and time.time() < deadline and cluster.poll() is None:
+            time.sleep(0.2)
+        assert address_file.exists(), "the two-node cluster did not start"
+        remote = sweep(tmp_path / "cluster", *data_args(market), "-m", *grid,
+                       f"ray.address={address_file.read_text()}")
+    finally:
+        (tmp_path / "address.stop").write_text("")
+        try:
+            cluster.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
+    assert "on 2 Ray nodes" in remote.stdout, remote.stdout  # tasks ran on both nodes
+    local = sweep(tmp_path / "local", *data_args(market), "-m", *grid, "ray.num_cpus=2")
+    assert "Ray nodes" not in local.stdout
+    for i in range(4):
+        a = next((tmp_path / "cluster" / "multirun").rglob(f"{i}/trades_{STEM}.parquet")).read_bytes()
+        b = next((tmp_path / "local" / "multirun").rglob(f"{i}/trades_{STEM}.parquet")).read_bytes()
+        assert a == b
 
 
 def test_bad_combination_stops_before_any_work(market, tmp_path):
