@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sweep.errors import reported_as_exit_status
 from sweep.runner import Job, run_single
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,8 @@ def config_from_args(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     # The seed command writes files only; MLflow tracking is for sweep/main.py.
-    run_single(Job(0, argv, config_from_args(parse_args(argv)), {"tracking": {"enabled": False}}), Path.cwd())
+    with reported_as_exit_status():
+        run_single(Job(0, argv, config_from_args(parse_args(argv)), {"tracking": {"enabled": False}}), Path.cwd())
 
 
 if __name__ == "__main__":

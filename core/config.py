@@ -1,7 +1,7 @@
 """Run configuration: defaults, validation, and the typed settings the engine reads.
 
-The keys and defaults are those of strategy.md section 9; ``conf/`` mirrors them for Hydra
-(a test keeps the two equal). Any mapping works as input: a plain dict, or an OmegaConf
+The keys and defaults are those of strategy.md section 9, typed once in ``core.settings``;
+``conf/`` mirrors them for Hydra (a test checks every group option against that schema). Any mapping works as input: a plain dict, or an OmegaConf
 object. Validation happens before any work and raises :class:`ConfigError` with one
 line naming the key and what is accepted.
 """
@@ -16,59 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .settings import MARKET, defaults, keys_of
+
 if TYPE_CHECKING:
     from .costs import CostSettings
 
-SESSION_OPEN_DEFAULT = "09:15:00"
-DEFAULT_CALENDAR = "./meta/expiry_calendar.csv"  # missing beside the run: the calendar shipped in the package
-SESSION_CLOSE_DEFAULT = "15:30:00"
-
-DEFAULTS: dict[str, Any] = {
-    "symbol": "BANKNIFTY",
-    "start": None,
-    "end": None,
-    "data": {
-        "options_dir": "./data/packed/options",
-        "spot_glob": "./data/packed/spot/{symbol}/**/*.parquet",
-        "calendar_csv": DEFAULT_CALENDAR,
-        "naive_timezone": "Asia/Kolkata",
-    },
-    "cache_dir": "./cache/seconds",
-    "results_dir": "./results",
-    "session": {
-        "open": SESSION_OPEN_DEFAULT,
-        "close": SESSION_CLOSE_DEFAULT,
-        "anchors": ["10:00", "11:00", "12:00", "13:00", "14:00", "15:00"],
-        "window_secs": 3600,
-    },
-    "routing": {
-        "strike_step": {
-            "BANKNIFTY": 100, "NIFTY": 50, "FINNIFTY": 50,
-            "MIDCPNIFTY": 25, "SENSEX": 100, "BANKEX": 100,
-        },
-        "strikes_each_side": 1,
-        "expiry_kind": "nearest",
-    },
-    "signal": {
-        "burst_secs": 30,
-        "avg_secs": 300,
-        "multiplier": 1.5,
-        "min_burst_volume": 0,
-        "trend_filter": True,
-    },
-    "execution": {"entry_delay_secs": 1, "slippage": 0, "slippage_unit": "ticks", "lots": 1},
-    "delta": {"name": "fixed", "ATM": 0.50, "NEAR": 0.40, "rate": 0.065},
-    "costs": {"name": "nse_discount", "brokerage_per_order": 20, "brokerage_pct": 0, "brokerage_cap": 0},
-    "risk": {
-        "side": "sell",
-        "target_pct": 0.15,
-        "stop_pct": 0.15,
-        "trail_pct": 0.10,
-        "trail_activate_pct": 0.10,
-        "max_hold_secs": 3600,
-    },
-    "pnl_mode": {"name": "delta_proxy"},
-}
+DEFAULTS: dict[str, Any] = defaults()  # every key and its default, from the typed schema (core.settings)
+DEFAULT_CALENDAR = DEFAULTS["data"]["calendar_csv"]  # missing beside the run: the calendar shipped in the package
 
 PNL_MODES = ("delta_proxy", "option_close")
 _SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
@@ -96,25 +50,26 @@ class Session:
 
 @dataclass(frozen=True)
 class Strategy:
-    """Everything a sweep may vary without rebuilding the per-second market."""
+    """Everything a sweep may vary without rebuilding the per-second market (defaults:
+    ``default_strategy()``, from core.settings)."""
 
-    burst_secs: int = 30
-    avg_secs: int = 300
-    multiplier: float = 1.5
-    min_burst_volume: float = 0.0
-    trend_filter: bool = True
-    entry_delay_secs: int = 1
-    delta_atm: float = 0.50
-    delta_near: float = 0.40
-    side: str = "sell"
-    target_pct: float = 0.15
-    stop_pct: float = 0.15
-    trail_pct: float = 0.10
-    trail_activate_pct: float = 0.10
-    max_hold_secs: int = 3600
-    pnl_mode: str = "delta_proxy"
-    delta_model: str = "fixed"  # fixed | black_scholes
-    rate: float = 0.065  # risk-free rate for the Black-Scholes delta
+    burst_secs: int
+    avg_secs: int
+    multiplier: float
+    min_burst_volume: float
+    trend_filter: bool
+    entry_delay_secs: int
+    delta_atm: float
+    delta_near: float
+    side: str
+    target_pct: float
+    stop_pct: float
+    trail_pct: float
+    trail_activate_pct: float
+    max_hold_secs: int
+    pnl_mode: str
+    delta_model: str  # fixed | black_scholes
+    rate: float  # risk-free rate for the Black-Scholes delta
 
 
 @dataclass(frozen=True)
@@ -137,6 +92,12 @@ class RunConfig:
     strategy: Strategy
     raw: dict
     costs: "CostSettings | None" = None  # sizing, slippage and charges (core.costs)
+
+    @property
+    def market_settings(self) -> dict:
+        """The settings the per-second market is built from (the ``market`` part of core.settings);
+        runs equal in these can share one market."""
+        return {key: self.raw[key] for key in keys_of(MARKET)}
 
     def with_range(self, start: dt.date, end: dt.date) -> "RunConfig":
         """The same run over a sub-range of dates (used for date chunks)."""
@@ -289,7 +250,7 @@ def strategy_from(raw: dict) -> Strategy:
     pnl = raw["pnl_mode"]
     if not isinstance(pnl, Mapping) or "name" not in pnl:
         raise ConfigError("config key 'pnl_mode' must be delta_proxy or option_close (pnl_mode=option_close)")
-    delta_model = _choice(delta.get("name", "fixed"), "delta.name", ("fixed", "black_scholes"))
+    delta_model = _choice(delta["name"], "delta.name", ("fixed", "black_scholes"))
     side = risk["side"]
     if not isinstance(side, str) or side.strip().lower() not in SIDES:
         raise ConfigError(f"config key 'risk.side' must be one of sell, long, buy; got {side!r}")
@@ -310,8 +271,22 @@ def strategy_from(raw: dict) -> Strategy:
         max_hold_secs=_int(risk["max_hold_secs"], "risk.max_hold_secs", 0),
         pnl_mode=_choice(pnl["name"], "pnl_mode", PNL_MODES),
         delta_model=delta_model,
-        rate=_num(delta.get("rate", 0.065), "delta.rate", allow_null=True, upper=1.0),
+        rate=_num(delta["rate"], "delta.rate", allow_null=True, upper=1.0),
     )
+
+
+def default_strategy(**changes) -> Strategy:
+    """The default strategy (core.settings), with ``changes`` applied."""
+    from dataclasses import replace
+
+    return replace(strategy_from(DEFAULTS), **changes)
+
+
+def default_costs(**changes) -> "CostSettings":
+    """The default sizing, slippage and charges (core.settings), with ``changes`` applied."""
+    from dataclasses import replace
+
+    return replace(costs_from(DEFAULTS), **changes)
 
 
 def costs_from(raw: dict):
@@ -320,7 +295,7 @@ def costs_from(raw: dict):
 
     costs, execution = raw["costs"], raw["execution"]
     return CostSettings(
-        name=_choice(costs.get("name", "nse_discount"), "costs.name", ("nse_discount", "none")),
+        name=_choice(costs["name"], "costs.name", ("nse_discount", "none")),
         brokerage_per_order=_num(costs["brokerage_per_order"], "costs.brokerage_per_order", allow_null=True),
         brokerage_pct=_num(costs["brokerage_pct"], "costs.brokerage_pct", allow_null=True, upper=100.0),
         brokerage_cap=_num(costs["brokerage_cap"], "costs.brokerage_cap", allow_null=True),

@@ -38,15 +38,16 @@ COST_FIELDS = [
 
 @dataclass(frozen=True)
 class CostSettings:
-    """How trades are sized and charged (config groups ``costs`` and keys ``execution.*``)."""
+    """How trades are sized and charged (config groups ``costs`` and keys ``execution.*``; defaults:
+    ``core.config.default_costs()``, from core.settings)."""
 
-    name: str = "nse_discount"  # nse_discount | none
-    brokerage_per_order: float = 20.0
-    brokerage_pct: float = 0.0  # of the order's premium turnover, instead of the flat fee when > 0
-    brokerage_cap: float = 0.0  # cap per order for the percentage (0: none)
-    lots: int = 1
-    slippage: float = 0.0
-    slippage_unit: str = "ticks"  # ticks | pct
+    name: str  # nse_discount | none
+    brokerage_per_order: float
+    brokerage_pct: float  # of the order's premium turnover, instead of the flat fee when > 0
+    brokerage_cap: float  # cap per order for the percentage (0: none)
+    lots: int
+    slippage: float
+    slippage_unit: str  # ticks | pct
 
 
 @functools.lru_cache(maxsize=4)

@@ -17,20 +17,22 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweep.overrides import check_overrides
-from sweep.runner import Job, fail, run_single, split_config
+from sweep.errors import exit_with, reported_as_exit_status
+from sweep.runner import Job, run_single, split_config
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sweep.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     engine_cfg, shell = split_config(OmegaConf.to_container(cfg, resolve=True))
-    run_single(Job(0, list(HydraConfig.get().overrides.task), engine_cfg, shell), Path(HydraConfig.get().runtime.cwd))
+    with reported_as_exit_status():
+        run_single(Job(0, list(HydraConfig.get().overrides.task), engine_cfg, shell), Path(HydraConfig.get().runtime.cwd))
 
 
 def cli() -> None:
     """The ``atmburst`` command (same as ``python sweep/main.py``): overrides checked, then Hydra."""
     sys.argv[1:], problem = check_overrides(sys.argv[1:])
     if problem:
-        fail(problem)
+        exit_with(problem)
     main()
 
 

@@ -16,6 +16,7 @@ from hydra.core.override_parser.types import Override, ValueType
 from hydra.errors import HydraException
 
 from core.config import DEFAULTS
+from sweep.settings import SHELL_DEFAULTS
 
 GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs", "validation")
 _PLACEHOLDER = re.compile(r"\{symbol\}")
@@ -66,8 +67,6 @@ def _group_values(override: Override) -> list[str] | None:
 
 def check_overrides(args: list[str]) -> tuple[list[str], str | None]:
     """(the overrides to hand to Hydra, the first problem or None)."""
-    from sweep.runner import SHELL_DEFAULTS
-
     args, problem = quote_placeholders(args)
     if problem:
         return args, problem

@@ -31,23 +31,13 @@ from core.engine import (BacktestResult, build_markets, evaluate_markets, result
 from core.health import Health
 from core.cache import atomic_write_bytes
 from core.finish import FinishedRun, finish_run, load_result, write_finished
+from sweep.errors import UserError
 from sweep.progress import Progress
+from sweep.settings import SHELL_DEFAULTS, SHELL_KEYS
 from sweep.tracking import OBJECTIVE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, faster
-SHELL_KEYS = ("quiet", "tracking", "sweep", "ray", "report", "validation")
-SHELL_DEFAULTS = {
-    "quiet": False,
-    "tracking": {"enabled": True, "uri": "sqlite:///mlflow.db", "experiment": "atmburst", "artifacts": "./mlartifacts",
-                 "log_processes": None, "sqlite_journal": "wal"},
-    "sweep": {"chunk": "month", "resume": True, "batch": None},
-    "ray": {"address": None, "num_cpus": None},
-    "report": {"enabled": True, "inspect": [], "metric": "total_pnl_pts"},
-    "validation": {"name": "none", "cscv_splits": 16},
-}
-
-
 @dataclass
 class Job:
     """One combination: its overrides, the composed engine config and the shell settings."""
@@ -68,12 +58,6 @@ def split_config(plain: dict) -> tuple[dict, dict]:
     engine.pop("hydra", None)
     shell = {k: engine.pop(k) for k in SHELL_KEYS if k in engine}
     return engine, shell
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One line on stderr and exit (no traceback)."""
-    print(f"atmburst: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def combo_key(cfg: RunConfig, fingerprint: str) -> str:
@@ -103,9 +87,8 @@ def date_chunks(start: dt.date, end: dt.date, how) -> list[tuple[dt.date, dt.dat
 
 
 def _market_key(cfg: RunConfig) -> str:
-    raw = {k: v for k, v in cfg.raw.items() if k not in ("signal", "risk", "delta", "pnl_mode", "execution",
-                                                         "costs", "results_dir")}
-    return json.dumps(raw, sort_keys=True, default=str)
+    """Identity of a combination's market: its settings of the market part (core.settings)."""
+    return json.dumps(cfg.market_settings, sort_keys=True, default=str)
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:
@@ -178,8 +161,8 @@ class Finisher:
         try:
             written = write_finished(run, extra={f"config_{run.stem}.yaml": config_blob})
         except OSError as exc:
-            fail(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
-                 f"combination was kept (free space, or set results_dir to another folder)")
+            raise UserError(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
+                            f"combination was kept (free space, or set results_dir to another folder)") from None
         paths = {k: written[k] for k in ("trades", "summary", "health")}
         folder = paths["trades"].parent
         extra = [written[f"stats_{run.stem}.json"], written[f"config_{run.stem}.yaml"]]
@@ -273,7 +256,7 @@ def run_single(job: Job, base_dir: Path) -> dict:
     try:
         cfg = load_config(job.engine, base_dir)
     except ConfigError as exc:
-        fail(f"config error: {exc}")
+        raise UserError(f"config error: {exc}") from None
     bar = Progress(0, "days", quiet=bool(job.shell.get("quiet")))
 
     def tell(done: int, total: int) -> None:
@@ -284,7 +267,7 @@ def run_single(job: Job, base_dir: Path) -> dict:
         result = run_backtest(cfg, progress=tell)
     except ConfigError as exc:  # found in the data while running (a bad calendar row, an empty glob)
         bar.close()
-        fail(f"config error: {exc}")
+        raise UserError(f"config error: {exc}") from None
     bar.close()
     finisher = Finisher([job], base_dir, sweep_name=None)
     out = finisher.finish(job, finish_run(result), run_fingerprint(cfg) if finisher.tracker else "",
@@ -420,7 +403,7 @@ def overfit_stats(jobs, results, finisher, folder: Path, best_i: int) -> dict | 
     matrix, days = daily_matrix(summaries)
     blocks = int(jobs[0].setting("validation", "cscv_splits") or 16)
     if blocks < 2 or blocks % 2:
-        fail(f"config key 'validation.cscv_splits' must be an even number >= 2, got {blocks}")
+        raise UserError(f"config key 'validation.cscv_splits' must be an even number >= 2, got {blocks}")
     out = {"trials": len(indices), "days": len(days), "blocks": min(blocks, max(2, len(days) - len(days) % 2))}
     if len(days) >= 4:
         pbo = pbo_cscv(matrix, n_blocks=blocks)
@@ -462,8 +445,8 @@ def _comparison(jobs, cfgs, results, finisher, sweep_dir: Path | None) -> None:
     if frame.empty:
         return
     if metric not in frame:
-        fail(f"config key 'report.metric' names no metric ({metric}); choose one of: "
-             f"{', '.join(c for c in frame.columns if c not in finisher.swept and c not in ('combo', 'resumed', 'mlflow_run_id'))}")
+        raise UserError(f"config key 'report.metric' names no metric ({metric}); choose one of: "
+                        f"{', '.join(c for c in frame.columns if c not in finisher.swept and c not in ('combo', 'resumed', 'mlflow_run_id'))}")
     best = int(frame.sort_values([metric, "combo"], ascending=[False, True]).iloc[0]["combo"])
     best_i = next(i for i, j in enumerate(jobs) if j.index == best)
     folder = sweep_dir or Path(cfg_folder(results, best_i)).parent
@@ -542,7 +525,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
         try:
             cfgs.append(load_config(job.engine, base_dir))
         except ConfigError as exc:
-            fail(f"config error in combination #{job.index} ({' '.join(job.overrides)}): {exc}")
+            raise UserError(f"config error in combination #{job.index} ({' '.join(job.overrides)}): {exc}") from None
     cfgs = separate_results(jobs, cfgs)
     how = jobs[0].setting("sweep", "chunk")
     for cfg in cfgs:
@@ -550,7 +533,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     try:  # reads the calendar and lists the data: its errors stop the sweep before any work
         fingerprints = {mk: run_fingerprint(cfg) for mk, cfg in {_market_key(c): c for c in cfgs}.items()}
     except ConfigError as exc:
-        fail(f"config error: {exc}")
+        raise UserError(f"config error: {exc}") from None
     keys = [combo_key(cfg, fingerprints[_market_key(cfg)]) for cfg in cfgs]
     finisher = Finisher(jobs, base_dir, sweep_name)
     results: list[dict | None] = [None] * len(jobs)

@@ -100,13 +100,50 @@ def test_conf_defaults_equal_core_defaults():
     from omegaconf import OmegaConf
 
     composed = OmegaConf.to_container(cfg, resolve=False)
-    from sweep.runner import SHELL_DEFAULTS, SHELL_KEYS
+    from sweep.settings import SHELL_DEFAULTS
 
-    for shell_key in (*SHELL_KEYS, "results_dir"):
-        composed.pop(shell_key)
-    assert set(SHELL_KEYS) == set(SHELL_DEFAULTS)
-    expected = {k: v for k, v in DEFAULTS.items() if k != "results_dir"}
+    assert composed.pop("results_dir") == "${hydra:runtime.output_dir}"
+    expected = {k: v for k, v in {**DEFAULTS, **SHELL_DEFAULTS}.items() if k != "results_dir"}
     assert composed == expected
+
+
+def test_every_config_group_option_is_typed_by_the_schema():
+    """conf/<group>/<option>.yaml: only keys of the section's dataclass (core.settings /
+    sweep.settings), each value of the field's type; so no default lives only in YAML."""
+    import dataclasses
+    import typing
+
+    import yaml
+
+    from core.settings import Settings
+    from sweep.settings import ShellSettings
+
+    sections = {f.name: f.default_factory for cls in (Settings, ShellSettings) for f in dataclasses.fields(cls)
+                if isinstance(f.default_factory, type)}
+    groups = [d for d in (ROOT / "conf").iterdir() if d.is_dir() and not d.name.startswith("_")]
+    assert groups
+    for group in groups:
+        schema = sections[group.name]
+        hints = {f.name: t for f in dataclasses.fields(schema) for n, t in typing.get_type_hints(schema).items()
+                 if n == f.name}
+        for option in group.glob("*.yaml"):
+            values = yaml.safe_load(option.read_text()) or {}
+            assert set(values) <= set(hints), f"{option}: keys {set(values) - set(hints)} not in {schema.__name__}"
+            assert set(values) == set(hints), f"{option}: must give every key of {schema.__name__}"
+            for key, value in values.items():
+                allowed = typing.get_args(hints[key]) or (hints[key],)
+                allowed = tuple(typing.get_origin(t) or t for t in allowed)
+                allowed += (int,) if float in allowed else ()
+                assert isinstance(value, tuple(type(None) if t is type(None) else t for t in allowed)), (
+                    f"{option}: {key}={value!r} is not {hints[key]}")
+
+
+def test_market_and_strategy_parts_cover_every_key():
+    from core.settings import MARKET, OUTPUT, STRATEGY, keys_of
+
+    parts = [keys_of(MARKET), keys_of(STRATEGY), keys_of(OUTPUT)]
+    assert sorted(k for p in parts for k in p) == sorted(DEFAULTS)
+    assert set(keys_of(STRATEGY)) == {"signal", "risk", "delta", "pnl_mode", "execution", "costs"}
 
 
 def test_data_errors_found_while_running_are_one_line_exit_2(tmp_path):

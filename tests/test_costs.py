@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from core import bs, run_backtest
-from core.costs import CostSettings, trade_costs
+from core.config import default_costs
+from core.costs import trade_costs
 from core.lots import lot_size
 from tests.conftest import CASES
 from tests.test_regression import assert_trades_match
@@ -29,7 +30,7 @@ def one_trade(day: str, expiry: str, side: str, entry: float, exit_: float) -> p
     ("2024-11-04", "2024-11-06", 15, 0.001, 0.0003503, 0.00003),
 ])
 def test_charges_by_period_to_the_paisa(day, expiry, lot, stt, exch, stamp):
-    table, problems = trade_costs(one_trade(day, expiry, "sell", 100.0, 80.0), CostSettings(), "BANKNIFTY")
+    table, problems = trade_costs(one_trade(day, expiry, "sell", 100.0, 80.0), default_costs(), "BANKNIFTY")
     row = table.to_pylist()[0]
     assert not problems and row["lot_size"] == lot and row["qty"] == lot
     sell, buy = 100.0 * lot, 80.0 * lot
@@ -51,14 +52,14 @@ def test_charges_by_period_to_the_paisa(day, expiry, lot, stt, exch, stamp):
 
 def test_worked_example_2024_11_04():
     """The worked example of docs/costs.md: short 15 BANKNIFTY at 100.00, bought back at 80.00."""
-    row = trade_costs(one_trade("2024-11-04", "2024-11-06", "sell", 100.0, 80.0), CostSettings(), "BANKNIFTY")[0]
+    row = trade_costs(one_trade("2024-11-04", "2024-11-06", "sell", 100.0, 80.0), default_costs(), "BANKNIFTY")[0]
     r = row.to_pylist()[0]
     assert (r["stt_inr"], r["exchange_inr"], r["sebi_inr"], r["stamp_inr"], r["gst_inr"], r["charges_inr"]) == \
         (1.5, 0.95, 0.0, 0.04, 7.37, 49.86)
 
 
 def test_date_outside_every_period_is_named_and_skipped():
-    table, problems = trade_costs(one_trade("2018-06-01", "2018-06-07", "sell", 100.0, 80.0), CostSettings(),
+    table, problems = trade_costs(one_trade("2018-06-01", "2018-06-07", "sell", 100.0, 80.0), default_costs(),
                                   "BANKNIFTY")
     assert len(problems) == 1 and "2018" in problems[0]
     assert table.column("net_inr").null_count == 1
@@ -82,19 +83,19 @@ def test_lot_sizes_on_both_sides_of_each_change(symbol, before, after, lots):
 @pytest.mark.parametrize("side,entry_fill,exit_fill", [("sell", 99.9, 80.1), ("long", 100.1, 79.9)])
 def test_slippage_is_against_the_trade(side, entry_fill, exit_fill):
     table, _ = trade_costs(one_trade("2024-11-04", "2024-11-06", side, 100.0, 80.0),
-                           CostSettings(name="none", slippage=2, slippage_unit="ticks"), "BANKNIFTY")
+                           default_costs(name="none", slippage=2, slippage_unit="ticks"), "BANKNIFTY")
     row = table.to_pylist()[0]
     assert row["entry_fill"] == pytest.approx(entry_fill) and row["exit_fill"] == pytest.approx(exit_fill)
     sell, buy = (entry_fill, exit_fill) if side == "sell" else (exit_fill, entry_fill)
     assert row["gross_pts"] == pytest.approx(sell - buy)
     pct, _ = trade_costs(one_trade("2024-11-04", "2024-11-06", "sell", 0.1, 1.0),
-                         CostSettings(name="none", slippage=90, slippage_unit="pct"), "BANKNIFTY")
+                         default_costs(name="none", slippage=90, slippage_unit="pct"), "BANKNIFTY")
     assert pct.to_pylist()[0]["entry_fill"] == 0.05  # a sell never fills below 0.05
 
 
 def test_percentage_brokerage_with_cap():
     table, _ = trade_costs(one_trade("2024-11-04", "2024-11-06", "sell", 100.0, 80.0),
-                           CostSettings(brokerage_pct=1.0, brokerage_cap=15.0), "BANKNIFTY")
+                           default_costs(brokerage_pct=1.0, brokerage_cap=15.0), "BANKNIFTY")
     assert table.to_pylist()[0]["brokerage_inr"] == 15.0 + 12.0  # min(15, 1% of 1500) + min(15, 1% of 1200)
 
 

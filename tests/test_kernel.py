@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import Strategy, load_config
+from core.config import default_strategy
 from core.engine import build_markets, evaluate_markets
 from tests.conftest import make_regression_market
 
@@ -58,7 +59,7 @@ def test_a_batch_equals_its_strategies_one_by_one(grid):
 
 def test_the_batch_is_not_vacuous():
     markets = _markets()
-    base = Strategy()
+    base = default_strategy()
     grid = [replace(base, multiplier=m, stop_pct=sp) for m in (1.25, 1.5, 3.0) for sp in (0.05, 0.3)]
     results = evaluate_markets(markets, grid, "BANKNIFTY")
     counts = [r.num_rows for r, _ in results]

@@ -156,6 +156,7 @@ def test_a_bad_calendar_row_is_a_config_error(one_day, tmp_path):
 
 def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, tmp_path, monkeypatch, capsys):
     import core.outputs as outputs
+    from sweep.errors import UserError, reported_as_exit_status
     from sweep.runner import Job, run_single
 
     real, calls = outputs.atomic_write_bytes, []
@@ -169,7 +170,12 @@ def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, t
     monkeypatch.setattr(outputs, "atomic_write_bytes", fill_up)
     out = tmp_path / "results"
     job = Job(0, [], regression.config(results_dir=str(out)), {"tracking": {"enabled": False}, "quiet": True})
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(UserError, match="No space left on device"):  # library code raises ...
+        run_single(job, tmp_path)
+    assert not [p for p in out.rglob("*")]
+    capsys.readouterr()
+    calls.clear()
+    with pytest.raises(SystemExit) as stop, reported_as_exit_status():  # ... the entry point says it in one line
         run_single(job, tmp_path)
     assert stop.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -218,6 +218,7 @@ class AtmburstRayLauncher(Launcher):
         return task, OmegaConf.to_container(task, resolve=True), output_dir
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from sweep.errors import reported_as_exit_status
         from sweep.runner import run_sweep
 
         setup_globals()
@@ -226,7 +227,8 @@ class AtmburstRayLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         jobs, returns = self.compose(job_overrides, initial_job_idx)
         cwd = Path(str(self.config.hydra.runtime.cwd))
-        results = run_sweep(jobs, cwd, sweep_name=f"sweep {sweep_dir}", sweep_dir=sweep_dir.resolve())
+        with reported_as_exit_status():
+            results = run_sweep(jobs, cwd, sweep_name=f"sweep {sweep_dir}", sweep_dir=sweep_dir.resolve())
         for ret, result in zip(returns, results):
             ret.status = JobStatus.COMPLETED
             ret.return_value = result

@@ -1,0 +1,35 @@
+"""Errors the user fixes, and how the entry points report them.
+
+Library code (core, sweep.runner, sweep.tracking) raises; only the entry points (sweep/main.py,
+the Hydra launcher plugin, backtests/atm_volume.py) turn these into one line on stderr and exit
+status 2, with no traceback.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core import ConfigError
+
+
+class UserError(Exception):
+    """A problem the user must fix (bad config, unusable data, a full disk); the message is one line
+    naming the key or file and what to do."""
+
+
+def exit_with(message: str, code: int = 2) -> None:
+    """One line on stderr and exit (no traceback)."""
+    print(f"atmburst: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+@contextmanager
+def reported_as_exit_status() -> Iterator[None]:
+    """For entry points: a UserError or ConfigError inside becomes one line and exit status 2."""
+    try:
+        yield
+    except UserError as exc:
+        exit_with(str(exc))
+    except ConfigError as exc:
+        exit_with(f"config error: {exc}")

@@ -1,0 +1,58 @@
+"""The typed schema of the shell's settings (sweeps, tracking, Ray, reports, validation).
+
+The one source of their defaults: ``SHELL_DEFAULTS`` is derived from it and ``conf/config.yaml``
+is checked against it by a test. None of these keys changes a trade.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class TrackingSettings:
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"  # relative paths: against the directory the command started in
+    experiment: str = "atmburst"
+    artifacts: str = "./mlartifacts"  # artifact root of a new experiment
+    log_processes: int | None = None  # processes logging child runs (None: up to 4, one per core; 0: a thread)
+    sqlite_journal: str = "wal"  # wal | delete (for a store on a network filesystem)
+
+
+@dataclass
+class SweepSettings:
+    chunk: str | int = "month"  # month | week | none | N days
+    resume: bool = True
+    batch: int | None = None  # combinations per Ray task (None: about two tasks per CPU, at most 125)
+
+
+@dataclass
+class RaySettings:
+    address: str | None = None  # None: a private local Ray; "auto" or "ray://HOST:10001": a cluster
+    num_cpus: int | None = None  # local Ray only; None = all cores
+
+
+@dataclass
+class ReportSettings:
+    enabled: bool = True
+    inspect: list[int] = field(default_factory=list)
+    metric: str = "total_pnl_pts"
+
+
+@dataclass
+class ValidationSettings:
+    name: str = "none"
+    cscv_splits: int = 16
+
+
+@dataclass
+class ShellSettings:
+    quiet: bool = False
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    ray: RaySettings = field(default_factory=RaySettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+
+
+SHELL_DEFAULTS: dict = asdict(ShellSettings())
+SHELL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ShellSettings))
