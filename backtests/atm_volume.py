@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from sweep.errors import reported_as_exit_status
-from sweep.runner import Job, run_single
+from sweep.plan import Job
+from sweep.runner import run_single
 
 HERE = Path(__file__).resolve().parent
 

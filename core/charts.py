@@ -135,3 +135,23 @@ def metric_heatmap(table: pd.DataFrame, metric: str, x_label: str, y_label: str)
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(f"{metric} by {y_label} and {x_label}", fontsize=10, loc="left")
     return _png(fig)
+
+
+def walk_forward_equity(oos: pd.DataFrame, best: pd.DataFrame, steps: pd.DataFrame, synthetic: bool = False) -> bytes:
+    """The stitched out-of-sample equity (each test window traded by its step's choice) beside the
+    in-sample best combination's equity over the whole period; test windows shaded alternately."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for frame, color, label in ((best, GREY, "in-sample best combination (chosen on the whole period)"),
+                                (oos, BLUE, "walk-forward, out of sample")):
+        if len(frame):
+            daily = frame.groupby(pd.to_datetime(frame["trade_date"]))["pnl_pts"].sum().sort_index()
+            ax.step(daily.index.to_numpy(), daily.cumsum().to_numpy(), where="post", color=color, lw=1.4, label=label)
+    for i, row in enumerate(steps.itertuples()):
+        if i % 2 == 0:
+            ax.axvspan(pd.Timestamp(row.test_start), pd.Timestamp(row.test_end), color=GREY, alpha=0.08, lw=0)
+    ax.axhline(0, color=GREY, lw=0.6)
+    ax.set_ylabel("cumulative pnl (pts)")
+    ax.legend(fontsize=8, loc="upper left")
+    _title(ax, "Walk-forward: out-of-sample equity vs the in-sample winner", synthetic)
+    fig.autofmt_xdate()
+    return _png(fig)

@@ -1,19 +1,14 @@
-"""The backtest: build each day's per-second market, then evaluate a strategy on it.
+"""The backtest: evaluate a strategy on built markets (core.markets) with the batch kernel
+(core.kernel), then costs (core.costs), the daily summary and the result a caller writes.
 
-Data flows one way: discover files -> load + normalise ticks (cached per file and day) ->
-per-second day grids -> windows and candidates (the *market*, independent of the
-strategy) -> signal -> entry -> exit -> trade records -> costs (core.costs). Days are
-processed in groups that share an expiry, so each tick file is read at most once per run and memory is bounded
-by one expiry's files, not by the date range.
+``run_backtest`` is the single run; sweeps build markets once and call ``evaluate_markets`` for a
+batch of strategies. Both go through the same kernel, so there is one implementation of the rules.
 """
 from __future__ import annotations
 
-import datetime as dt
 import math
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,61 +17,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cache import TickCache
-from .costs import trade_costs
-from .config import RunConfig, Strategy, clock_label, load_config
-from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
-                       path_date, series_path, spot_files)
-from .grid import has_valid_price, sparse_series, spot_grid
-from .health import Health
-from .holidays import nse_trading_days
-from .outputs import output_paths, summary_table, trades_table, write_run_files
-from .kernel import evaluate_markets_batch
-from .signal import Candidate
 from . import bs
-from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
+from .config import RunConfig, Strategy, load_config
+from .costs import trade_costs
+from .health import Health
+from .kernel import evaluate_markets_batch, load_loops_in_background
+from .markets import (IST_OFFSET_S, DayMarket, build_markets, day_number, is_synthetic, iter_day_markets,
+                      run_fingerprint)
+from .outputs import output_paths, summary_table, trades_table, write_run_files
+from .signal import Candidate
 
-EPOCH = dt.date(1970, 1, 1)
-IST_OFFSET_S = IST_OFFSET_NS // NS
-
-
-def day_number(d: dt.date) -> int:
-    return (d - EPOCH).days
-
-
-def day_date(n: int) -> dt.date:
-    return EPOCH + dt.timedelta(days=int(n))
-
-
-@dataclass(frozen=True)
-class Window:
-    """One hour window of a day: bars [start, end), its hour open, ATM and candidates."""
-
-    anchor_sec: int
-    start: int
-    end: int
-    hour_open: float
-    atm: int
-    candidates: tuple[Candidate, ...]
-
-
-@dataclass(frozen=True)
-class DayMarket:
-    """Everything a strategy needs about one trading day."""
-
-    day: int  # IST days since 1970-01-01
-    expiry: dt.date
-    open_sec: int
-    spot: np.ndarray
-    windows: tuple[Window, ...]
-
-    @property
-    def trade_date(self) -> dt.date:
-        return day_date(self.day)
-
-    def utc_us(self, bar: int) -> int:
-        """The bar's second as UTC epoch microseconds."""
-        return (self.day * 86_400 + self.open_sec + bar - IST_OFFSET_S) * 1_000_000
+__all__ = ["BacktestResult", "DayMarket", "build_markets", "evaluate_day", "evaluate_markets", "iter_day_markets",
+           "results_from_trades", "run_backtest", "run_fingerprint"]
 
 
 @dataclass
@@ -91,6 +43,7 @@ class BacktestResult:
     trades_table: pa.Table = field(repr=False)
     summary_table: pa.Table = field(repr=False)
     synthetic: bool = False  # the data carries the SYNTHETIC.json marker of core.synth
+    markets: dict = field(default_factory=dict, repr=False)  # IST day -> DayMarket kept for the trade inspector
 
     def write(self, results_dir: str | Path | None = None, extra: dict[str, Callable] | None = None
               ) -> dict[str, Path]:
@@ -107,242 +60,6 @@ class BacktestResult:
                  paths["summary"].name: lambda fh: pq.write_table(summary, fh), **(extra or {})}
         written = write_run_files(paths, files, health)
         return {**paths, **{name: path for name, path in written.items() if path not in paths.values()}}
-
-
-class _FileLoader:
-    """Loads tick files through the cache, once per run each, and tallies their health.
-
-    Files of one batch are read by a small thread pool (parquet decoding and numpy release
-    the GIL); health is tallied afterwards in request order, so reports stay deterministic.
-    """
-
-    def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
-        self.health = health
-        self.threads = threads or min(4, os.cpu_count() or 1)
-        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._cache_warning, use_threads=self.threads > 1)
-        self.failed: set[str] = set()
-        self._warnings: list[tuple[str, str]] = []
-
-    def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
-        """{day: per-second aggregates} of the wanted days with ticks; None if the file is unusable."""
-        return self.load_many([(path, kind, days)])[0]
-
-    def load_many(self, requests: list[tuple]) -> list[dict[int, Seconds] | None]:
-        todo = [r for r in requests if r[0] not in self.failed]
-        results = [self._fetch(r, cache_only=True) for r in todo]  # cache hits: cheap, no threads
-        misses = [i for i, r in enumerate(results) if r is None]
-        if len(misses) > 1 and self.threads > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                for i, r in zip(misses, pool.map(self._fetch, [todo[i] for i in misses])):
-                    results[i] = r
-        else:
-            for i in misses:
-                results[i] = self._fetch(todo[i])
-        by_path = {}
-        for (path, _, _), result in zip(todo, results):
-            by_path[path] = self._account(path, result)
-        for kind, message in self._warnings:
-            self.health.add(kind, 1, message)
-            self.health.warn(message)
-        self._warnings.clear()
-        return [by_path.get(r[0]) for r in requests]
-
-    def _fetch(self, request, cache_only: bool = False):
-        path, kind, days = request
-        try:
-            return self.cache.load(path, kind, days, cache_only=cache_only)
-        except TickFileError as exc:
-            return exc
-
-    def _account(self, path: str, result) -> dict[int, Seconds] | None:
-        if isinstance(result, TickFileError):
-            self.failed.add(path)
-            self.health.add(result.kind, 1, str(result))
-            return None
-        index, got, hit = result
-        self.health.add("cache_hits" if hit else "files_read", 1)
-        for kind_name, n in index.file_counts.items():
-            self.health.add(kind_name, n, f"{path}: {n} row(s)")
-        return got
-
-    def _cache_warning(self, kind: str, message: str) -> None:
-        if (kind, message) not in self._warnings:  # the cache-only pass and the rebuild both see it
-            self._warnings.append((kind, message))
-
-
-class _Spot:
-    """Spot per day: dated files (``date=`` in the path) load lazily, others once up front."""
-
-    def __init__(self, cfg: RunConfig, loader: _FileLoader):
-        self.loader = loader
-        first, last = day_number(cfg.start), day_number(cfg.end)
-        self.dated: dict[int, list[str]] = {}
-        self.undated: dict[int, list[Seconds]] = {}
-        for path in spot_files(cfg.spot_glob, cfg.start, cfg.end):
-            named = path_date(path)
-            if named is not None:
-                self.dated.setdefault(day_number(named), []).append(path)
-            else:
-                for day, part in (loader.load(path, "spot") or {}).items():
-                    if first <= day <= last:
-                        self.undated.setdefault(day, []).append(part)
-
-    def days(self) -> list[int]:
-        return sorted(set(self.dated) | set(self.undated))
-
-    def load_days(self, days: list[int]) -> dict[int, tuple[Seconds, list[Seconds]]]:
-        """{day: (merged spot aggregates, per-file parts for health counts)} for ``days``."""
-        requests = [(path, "spot", [day]) for day in days for path in self.dated.get(day, [])]
-        parts: dict[int, list[Seconds]] = {day: [] for day in days}
-        for (_, _, (day,)), got in zip(requests, self.loader.load_many(requests)):
-            if got and day in got:
-                parts[day].append(got[day])
-        for day in days:
-            parts[day] += self.undated.get(day, [])
-        return {day: (merge_seconds(p), p) for day, p in parts.items()}
-
-
-def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
-    if cfg.calendar_csv.is_file():
-        return load_calendar(cfg.calendar_csv, cfg.symbol, cfg.expiry_kind)
-    found = expiries_from_folders(cfg.options_dir, cfg.symbol)
-    health.add("calendar_from_folders", 1)
-    health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
-                f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")
-    return found
-
-
-def _add_day_counts(health: Health, parts: Iterable[Seconds], day: int, what: str) -> None:
-    for part in parts:
-        for kind, n in part.counts.items():
-            health.add(kind, n, f"{what} on {day_date(day)}: {n} row(s)")
-
-
-def _add_outside_session(health: Health, part, what: str) -> None:
-    health.add("pre_open", part.pre_open, f"{what}: {part.pre_open} tick(s) before the open")
-    health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
-
-
-def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> Iterator[DayMarket]:
-    """Each trading day's market in date order, loading one expiry's files at a time.
-
-    ``threads``: tick files read at once (default: up to 4, one per core); ``progress(done, total)``
-    is told after each group of days.
-    """
-    loader = _FileLoader(cfg, health, threads)
-    spot = _Spot(cfg, loader)
-    expiries = _expiry_dates(cfg, health)
-    session = cfg.session
-    first, last = day_number(cfg.start), day_number(cfg.end)
-    spot_days = [d for d in spot.days() if first <= d <= last]
-    _count_days_without_spot(cfg, health, set(spot_days))
-
-    groups: dict[dt.date | None, list[int]] = {}
-    for d in spot_days:
-        groups.setdefault(nearest_expiry(expiries, day_date(d)), []).append(d)
-
-    done_days = 0
-    for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
-        done_days += len(groups[expiry])
-        if progress:
-            progress(done_days, len(spot_days))
-        plans = []
-        spot_by_day = spot.load_days(groups[expiry])
-        for d in groups[expiry]:
-            merged, parts = spot_by_day.pop(d)
-            if not has_valid_price(merged, d, session):
-                if day_date(d).weekday() < 5:
-                    health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
-                               f"valid price in the session (check the spot file for that day)")
-                continue
-            health.add("trading_days", 1)
-            spot_close, part = spot_grid(merged, d, session)
-            _add_day_counts(health, parts, d, "spot")
-            _add_outside_session(health, part, f"spot on {day_date(d)}")
-            if expiry is None:
-                health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
-                           f"{cfg.calendar_csv} (extend the calendar)")
-                continue
-            plans.append((d, spot_close, _plan_windows(cfg, spot_close, health, d)))
-        if expiry is None or not plans:
-            continue
-        yield from _markets_for_expiry(cfg, health, loader, expiry, plans)
-
-
-def _plan_windows(cfg: RunConfig, spot: np.ndarray, health: Health, day: int) -> list[tuple]:
-    """(anchor_sec, start, end, hour_open, atm, keys) per window with a spot price at its anchor."""
-    session, step, n = cfg.session, cfg.strike_step, cfg.strikes_each_side
-    out = []
-    for anchor in session.anchors:
-        start = anchor - session.open_sec
-        end = min(anchor + session.window_secs, session.close_sec + 1) - session.open_sec
-        hour_open = float(spot[start])
-        if math.isnan(hour_open):
-            health.add("no_spot_at_anchor", 1, f"{day_date(day)} {clock_label(anchor)}: no spot price yet")
-            continue
-        atm = int(math.floor(hour_open / step + 0.5) * step)
-        keys = [(opt_type, atm + i * step) for i in range(-n, n + 1) for opt_type in ("CE", "PE")]
-        out.append((anchor, start, end, hour_open, atm, keys))
-    return out
-
-
-def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, expiry: dt.date,
-                        plans: list) -> Iterator[DayMarket]:
-    files = expiry_series(cfg.options_dir, cfg.symbol, expiry)
-    days_by_key: dict[tuple[str, int], set[int]] = {}
-    for day, _, windows in plans:
-        for w in windows:
-            for key in w[5]:
-                days_by_key.setdefault(key, set()).add(day)
-    present = [key for key in sorted(days_by_key) if key in files]
-    results = loader.load_many([(files[key], "option", sorted(days_by_key[key])) for key in present])
-    loaded: dict[tuple[str, int], dict[int, Seconds] | None] = dict.fromkeys(days_by_key)
-    loaded.update(zip(present, results))
-    for day, spot, windows in plans:
-        candidates: dict[tuple[str, int], Candidate | None] = {}
-        for key in sorted({k for w in windows for k in w[5]}):
-            by_day = loaded[key]
-            label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
-            if by_day is None:
-                if key not in files:
-                    health.add("missing_series", 1, f"{label}: no file "
-                               f"{series_path(cfg.options_dir, cfg.symbol, expiry, *key)} (needed on {day_date(day)})")
-                candidates[key] = None
-                continue
-            seconds = by_day.get(day)
-            if seconds is None or not len(seconds.second):
-                health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
-                candidates[key] = None
-                continue
-            series, part = sparse_series(seconds, day, cfg.session)
-            _add_day_counts(health, [seconds], day, label)
-            _add_outside_session(health, part, f"{label} on {day_date(day)}")
-            candidates[key] = Candidate(key[0], key[1], series)
-        built = []
-        for anchor, start, end, hour_open, atm, keys in windows:
-            health.add("windows", 1)
-            cands = tuple(candidates[k] for k in keys if candidates[k] is not None)
-            if not cands:
-                health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
-                continue
-            built.append(Window(anchor, start, end, hour_open, atm, cands))
-        yield DayMarket(day, expiry, cfg.session.open_sec, spot, tuple(built))
-    loaded.clear()
-
-
-def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:
-    """Weekdays in range with no spot file: holidays are info, missing NSE sessions are problems."""
-    sessions = nse_trading_days(cfg.start, cfg.end)
-    d = cfg.start
-    while d <= cfg.end:
-        if d.weekday() < 5 and day_number(d) not in spot_days:
-            if sessions is not None and d not in sessions:
-                health.add("holidays_skipped", 1)
-            else:
-                health.add("missing_spot_day", 1, f"{d}: no spot ticks for {cfg.symbol} "
-                           f"(no file matched by the spot glob for this NSE trading day)")
-        d += dt.timedelta(days=1)
 
 
 EXPIRY_CLOSE_SEC = 15 * 3600 + 30 * 60  # options expire at 15:30 IST
@@ -372,11 +89,6 @@ def evaluate_day(market: DayMarket, strategy: Strategy, symbol: str, health: Hea
     return trades
 
 
-def is_synthetic(cfg: RunConfig) -> bool:
-    """Whether the options folder was written by core.synth (its SYNTHETIC.json marker)."""
-    return any((folder / "SYNTHETIC.json").is_file() for folder in (cfg.options_dir, cfg.options_dir.parent))
-
-
 def results_from_trades(parts: list[pa.Table], health: Health, cfg: RunConfig, wall: float,
                         synthetic: bool | None = None) -> BacktestResult:
     """Trades (``parts``: tables of core.kernel, joined and sorted, with their costs), daily summary and
@@ -391,22 +103,6 @@ def results_from_trades(parts: list[pa.Table], health: Health, cfg: RunConfig, w
                           synthetic=is_synthetic(cfg) if synthetic is None else synthetic)
 
 
-def run_fingerprint(cfg: RunConfig) -> str:
-    """Fingerprint of the data a run over ``cfg`` may read (spot files, series of its expiries, calendar)."""
-    expiries = _expiry_dates(cfg, Health())
-    lo = int(np.searchsorted(expiries, np.datetime64(cfg.start, "D"), "left"))
-    hi = int(np.searchsorted(expiries, np.datetime64(cfg.end, "D"), "left")) + 1
-    used = [e.astype(dt.date) for e in expiries[lo:hi]]
-    return data_fingerprint(spot_files(cfg.spot_glob, cfg.start, cfg.end), cfg.options_dir, cfg.symbol, used,
-                            cfg.calendar_csv)
-
-
-def build_markets(cfg: RunConfig, threads: int | None = None) -> tuple[list[DayMarket], Health]:
-    """All day markets of ``cfg``'s date range (one date chunk of a sweep) and their data health."""
-    health = Health()
-    return list(iter_day_markets(cfg, health, threads)), health
-
-
 def evaluate_markets(markets: Iterable[DayMarket], strategies: list[Strategy], symbol: str
                      ) -> list[tuple[pa.Table, Health]]:
     """Trades (without costs) and evaluation health of each of ``strategies`` over prepared markets, in
@@ -414,13 +110,57 @@ def evaluate_markets(markets: Iterable[DayMarket], strategies: list[Strategy], s
     return evaluate_markets_batch(list(markets), list(strategies), symbol, _black_scholes_delta)
 
 
+class _InspectedDays:
+    """Keeps, while a run streams through its days, the markets of the days a report will inspect:
+    the day(s) of the best and of the worst trade by ``pnl_pts`` (ties kept) and of the trade ids
+    asked for (row numbers of the trades file, which is in date order). At most a few days are held."""
+
+    def __init__(self, asked: Iterable[int]):
+        self.asked = {int(i) for i in asked}
+        self.markets: dict[int, DayMarket] = {}
+        self.best, self.worst = -math.inf, math.inf
+        self.best_days: set[int] = set()
+        self.worst_days: set[int] = set()
+        self.asked_days: set[int] = set()
+        self.before = 0  # trades of earlier days
+
+    def see(self, market: DayMarket, trades: pa.Table) -> None:
+        n = trades.num_rows
+        first, self.before = self.before, self.before + n
+        pnl = trades.column("pnl_pts").to_numpy(zero_copy_only=False).astype(float) if n else None
+        if pnl is None or np.isnan(pnl).all():
+            return
+        day, high, low = market.day, float(np.nanmax(pnl)), float(np.nanmin(pnl))
+        if high > self.best:
+            self.best, self.best_days = high, {day}
+        elif high == self.best:
+            self.best_days.add(day)
+        if low < self.worst:
+            self.worst, self.worst_days = low, {day}
+        elif low == self.worst:
+            self.worst_days.add(day)
+        if any(first <= i < first + n for i in self.asked):
+            self.asked_days.add(day)
+        wanted = self.best_days | self.worst_days | self.asked_days
+        if day in wanted:
+            self.markets[day] = market
+        self.markets = {d: m for d, m in self.markets.items() if d in wanted}
+
+
 def run_backtest(config, base_dir: str | Path | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+                 progress: Callable[[int, int], None] | None = None, inspect: Iterable[int] = ()) -> BacktestResult:
     """Run one backtest. ``config``: a dict or OmegaConf with the keys of strategy.md §9 (or a RunConfig);
-    ``progress(days done, days)`` is told as the run goes."""
+    ``progress(days done, days)`` is told as the run goes; the result keeps the markets of the days of
+    its best and worst trades and of the trade ids in ``inspect`` (for the report's trade inspector)."""
     started = time.perf_counter()
     cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)
     health = Health()
-    parts = [evaluate_day(market, cfg.strategy, cfg.symbol, health)
-             for market in iter_day_markets(cfg, health, progress=progress)]
-    return results_from_trades(parts, health, cfg, time.perf_counter() - started)
+    load_loops_in_background()  # numba's start overlaps the reading of the first markets
+    inspected = _InspectedDays(inspect)
+    parts = []
+    for market in iter_day_markets(cfg, health, progress=progress):
+        parts.append(evaluate_day(market, cfg.strategy, cfg.symbol, health))
+        inspected.see(market, parts[-1])
+    result = results_from_trades(parts, health, cfg, time.perf_counter() - started)
+    result.markets = inspected.markets
+    return result

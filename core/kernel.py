@@ -38,6 +38,24 @@ def _loops():
     return kernel_loops
 
 
+def load_loops_in_background():
+    """Start loading the compiled loops (numba's cached machine code, about half a second to a second)
+    on a thread, so that a run overlaps it with reading its markets; returns the thread."""
+    import threading
+
+    def load() -> None:
+        loops = _loops()
+        one = np.zeros((1, 1))
+        loops.first_signals(one, one, np.zeros(1), np.zeros((1, 1), np.bool_), np.zeros(1, np.int64), one, one,
+                            np.zeros(1, np.int64), np.ones(1), np.zeros(1), np.zeros(1, np.bool_), 1.0, 1.0)
+        loops.scan_exits(np.zeros(2), np.zeros(2), 1.0, np.ones(1, np.int64), np.zeros(1), np.zeros(1), np.zeros(1),
+                         np.zeros(1))
+
+    thread = threading.Thread(target=load, name="atmburst-load-kernel", daemon=True)
+    thread.start()
+    return thread
+
+
 def _trend_classes(strategies: list[Strategy]) -> tuple[list[tuple[bool, bool]], np.ndarray]:
     """Distinct (long side, trend filter) pairs and each strategy's index among them."""
     classes: list[tuple[bool, bool]] = []
@@ -50,33 +68,63 @@ def _trend_classes(strategies: list[Strategy]) -> tuple[list[tuple[bool, bool]],
     return classes, index
 
 
+FIRST_SEGMENT = 240  # bars of a window searched first; later segments double (most first signals come early)
+
+
 def window_signals(spot: np.ndarray, window, strategies: list[Strategy]) -> list[tuple[int, int, float, float] | None]:
-    """Per strategy (all of one signal family): (signal bar, candidate index, B, S) or None."""
+    """Per strategy (all of one signal family): (signal bar, candidate index, B, S) or None.
+
+    The window's bars are searched in segments of growing length, each for the strategies still
+    without a signal, so an early signal does not pay for B(s) and S(s) over the whole hour. The
+    first qualifying bar of a strategy is the same whatever the segments (each is searched in full,
+    in order)."""
     first = strategies[0]
-    burst_secs, avg_secs = first.burst_secs, first.avg_secs
-    lo = max(window.start, burst_secs + avg_secs - 1)  # warm-up: no index before the open
+    lo = max(window.start, first.burst_secs + first.avg_secs - 1)  # warm-up: no index before the open
+    out: list[tuple[int, int, float, float] | None] = [None] * len(strategies)
     if lo >= window.end or not window.candidates:
-        return [None] * len(strategies)
-    bars = np.arange(lo, window.end)
-    n_cands = len(window.candidates)
-    burst = np.empty((n_cands, len(bars)))
-    base_sum = np.empty((n_cands, len(bars)))
-    for k, cand in enumerate(window.candidates):
-        burst[k], base_sum[k] = burst_and_baseline(cand.series, bars, burst_secs, avg_secs)
-    trend = spot[lo:window.end] - window.hour_open
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(base_sum > 0, (burst * avg_secs) / (base_sum * burst_secs), -np.inf)
+        return out
+    classes, class_of = _trend_classes(strategies)
     is_ce = np.array([c.opt_type == "CE" for c in window.candidates])
+    n_cands = len(window.candidates)
     order = sorted(range(n_cands), key=lambda k: (abs(window.candidates[k].strike - window.atm),
                                                   0 if window.candidates[k].opt_type == "CE" else 1,
                                                   window.candidates[k].strike))
     rank = np.empty(n_cands, np.int64)
     rank[order] = np.arange(n_cands)
-    classes, class_of = _trend_classes(strategies)
-    wants_up = np.empty((len(classes), n_cands), np.bool_)
+    wants_up = np.array([is_ce == long_side for long_side, _ in classes]).reshape(len(classes), n_cands)
+    multipliers = np.array([s.multiplier for s in strategies], np.float64)
+    min_volumes = np.array([s.min_burst_volume for s in strategies], np.float64)
+    filters = np.array([s.trend_filter for s in strategies], np.bool_)
+    pending = np.arange(len(strategies))
+    start, length = lo, FIRST_SEGMENT
+    while start < window.end and len(pending):
+        stop = min(window.end, start + length)
+        found_bar, found_cand, bars, burst, base_sum = _segment_signals(
+            spot, window, first, start, stop, classes, class_of[pending], wants_up, rank, multipliers[pending],
+            min_volumes[pending], filters[pending])
+        for j, i, k in zip(pending.tolist(), found_bar.tolist(), found_cand.tolist()):
+            if i >= 0:
+                out[j] = (int(bars[i]), k, float(burst[k, i]), float(base_sum[k, i]))
+        pending = pending[found_bar < 0]
+        start, length = stop, 2 * length
+    return out
+
+
+def _segment_signals(spot, window, family: Strategy, start: int, stop: int, classes, class_of, wants_up, rank,
+                     multipliers, min_volumes, filters):
+    """First signals of some strategies within bars [start, stop) of a window (indices into the segment)."""
+    burst_secs, avg_secs = family.burst_secs, family.avg_secs
+    bars = np.arange(start, stop)
+    n_cands = len(window.candidates)
+    burst = np.empty((n_cands, len(bars)))
+    base_sum = np.empty((n_cands, len(bars)))
+    for k, cand in enumerate(window.candidates):
+        burst[k], base_sum[k] = burst_and_baseline(cand.series, bars, burst_secs, avg_secs)
+    trend = spot[start:stop] - window.hour_open
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(base_sum > 0, (burst * avg_secs) / (base_sum * burst_secs), -np.inf)
     best_ratio = np.empty((len(classes), len(bars)))
-    for c, (long_side, trend_filter) in enumerate(classes):
-        wants_up[c] = is_ce == long_side
+    for c, (_, trend_filter) in enumerate(classes):
         if trend_filter:
             allowed = np.where(wants_up[c][:, None], (trend > 0)[None, :], (trend < 0)[None, :])
             best_ratio[c] = np.where(allowed, ratio, -np.inf).max(axis=0)
@@ -84,14 +132,9 @@ def window_signals(spot: np.ndarray, window, strategies: list[Strategy]) -> list
             best_ratio[c] = ratio.max(axis=0)
     running_max = np.maximum.accumulate(best_ratio, axis=1)
     found_bar, found_cand = _loops().first_signals(
-        burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of,
-        np.array([s.multiplier for s in strategies], np.float64),
-        np.array([s.min_burst_volume for s in strategies], np.float64),
-        np.array([s.trend_filter for s in strategies], np.bool_), float(avg_secs), float(burst_secs))
-    out: list[tuple[int, int, float, float] | None] = []
-    for i, k in zip(found_bar.tolist(), found_cand.tolist()):
-        out.append(None if i < 0 else (int(bars[i]), k, float(burst[k, i]), float(base_sum[k, i])))
-    return out
+        burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of, multipliers, min_volumes,
+        filters, float(avg_secs), float(burst_secs))
+    return found_bar, found_cand, bars, burst, base_sum
 
 
 def value_path(spot: np.ndarray, series, entry: int, end: int, entry_spot: float, entry_opt: float,

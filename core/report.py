@@ -15,10 +15,10 @@ import pandas as pd
 
 from . import charts
 from .config import RunConfig
-from .engine import iter_day_markets
+from .markets import day_number, iter_day_markets
 from .health import Health
 from .signal import burst_and_baseline
-from .stats import breakdowns, summary_stats
+from .stats import breakdowns, summary_stats, better_first
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1000px;
@@ -87,14 +87,18 @@ def _page(title: str, body: str) -> str:
             f"<script>{SORT_JS}</script></body></html>")
 
 
-def trade_context(cfg: RunConfig, trade: pd.Series) -> dict | None:
-    """Per-second data around one trade (its window), rebuilt from the data/cache."""
+def trade_context(cfg: RunConfig, trade: pd.Series, markets: dict | None = None) -> dict | None:
+    """Per-second data around one trade (its window): from the day's market the run kept
+    (``markets``: IST day number -> DayMarket, BacktestResult.markets), else built again for that day
+    from the data and cache (a result read back from its files, e.g. a sweep's best combination)."""
     day = trade["trade_date"]
     day = day if isinstance(day, dt.date) else pd.Timestamp(day).date()
-    markets = list(iter_day_markets(cfg.with_range(day, day), Health()))
-    if not markets:
-        return None
-    market = markets[0]
+    market = (markets or {}).get(day_number(day))
+    if market is None:
+        built = list(iter_day_markets(cfg.with_range(day, day), Health()))
+        if not built:
+            return None
+        market = built[0]
     anchor = sum(int(x) * m for x, m in zip(str(trade["anchor"]).split(":"), (3600, 60, 1)))
     window = next((w for w in market.windows if w.anchor_sec == anchor), None)
     if window is None:
@@ -116,11 +120,13 @@ def trade_context(cfg: RunConfig, trade: pd.Series) -> dict | None:
             "burst": np.where(warm, burst, np.nan), "threshold": threshold, "hour_open": window.hour_open}
 
 
-def inspector_png(cfg: RunConfig, trades: pd.DataFrame, trade_id: int, synthetic: bool) -> bytes | None:
+def inspector_png(cfg: RunConfig, trades: pd.DataFrame, trade_id: int, synthetic: bool,
+                  markets: dict | None = None) -> bytes | None:
+    """The trade inspector chart of one trade (``markets``: as for trade_context)."""
     if trade_id not in trades.index:
         return None
     trade = trades.loc[trade_id]
-    ctx = trade_context(cfg, trade)
+    ctx = trade_context(cfg, trade, markets)
     if ctx is None:
         return None
     return charts.trade_inspector(trade, ctx["bars"], ctx["times"], ctx["spot"], ctx["volume"], ctx["burst"],
@@ -209,6 +215,33 @@ def overfit_lines(stats: dict) -> list[str]:
     return lines
 
 
+def walk_forward_lines(wf: dict) -> list[str]:
+    """The walk-forward result in plain words, one line each (``wf``: sweep.publish's summary)."""
+    if not wf:
+        return []
+    metric = wf["metric"]
+    same = wf.get("in_sample_best_same_days")
+    lines = [f"Walk-forward ({wf['steps']} steps, train {wf['train']}, test {wf['test']}, "
+             f"{'anchored' if wf['anchored'] else 'rolling'}, chosen by {metric}): out of sample "
+             f"{wf['total_pnl_pts']:,.1f} pnl_pts over {wf['trades']:,} trades"
+             + (f", against {same:,.1f} for the in-sample winner on the same test days" if same is not None else "")
+             + f"; {wf['distinct_choices']} distinct choice(s)."]
+    if same is not None and same > 0:
+        kept = wf["total_pnl_pts"] / same
+        lines.append(f"Walk-forward efficiency {kept:.2f}: the share of the in-sample winner's result a trader "
+                     f"choosing only from the past would have kept (1 = all of it, 0 or less = none).")
+    return lines
+
+
+def walk_forward_section(wf: dict, steps: pd.DataFrame, chart: bytes | None) -> str:
+    """The walk-forward part of the sweep report."""
+    body = "".join(f"<li>{html.escape(line)}</li>" for line in walk_forward_lines(wf))
+    table = steps.rename(columns={"in_sample": f"in-sample {wf['metric']}", "out_of_sample": f"out-of-sample {wf['metric']}"})
+    return ("<h2>Walk-forward validation (out of sample)</h2><ul>" + body + "</ul>"
+            + (_img(chart, "walk-forward equity") if chart else "")
+            + _table(table, index=False))
+
+
 def bootstrap_mean_interval(pnl: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of the mean (fixed seed: deterministic)."""
     if len(pnl) < 2:
@@ -219,18 +252,19 @@ def bootstrap_mean_interval(pnl: np.ndarray, n: int = 2000, seed: int = 0) -> tu
 
 
 def sweep_report(rows: pd.DataFrame, swept: list[str], metric: str, best_pnl: np.ndarray | None,
-                 synthetic: bool, overfit: dict | None = None) -> str:
+                 synthetic: bool, overfit: dict | None = None, walk_forward: str = "") -> str:
     """Comparison page of a sweep: how much of the winner is luck, a heatmap of ``metric`` over two
     swept parameters and a sortable table.
 
     ``rows``: one row per combination with the swept parameters and the metrics; ``best_pnl``:
     the trade pnl of the best combination (for the noise check); ``overfit``: the statistics of
-    :func:`overfit_lines`' input (PBO, deflated Sharpe, trials, ...).
+    :func:`overfit_lines`' input (PBO, deflated Sharpe, trials, ...); ``walk_forward``: the HTML of
+    :func:`walk_forward_section` (empty without walk-forward validation).
     """
     parts = [f"<h1>atmburst sweep: {len(rows)} combinations</h1>"]
     if synthetic:
         parts.append('<p class="synthetic">SYNTHETIC DATA: made by core.synth, not real prices or volumes.</p>')
-    ranked = rows.sort_values(metric, ascending=False, na_position="last")
+    ranked = better_first(rows, metric) if "combo" in rows else rows
     if len(ranked) and metric in ranked:
         best = ranked.iloc[0]
         label = ", ".join(f"{k}={best[k]}" for k in swept) or "the only combination"
@@ -249,6 +283,7 @@ def sweep_report(rows: pd.DataFrame, swept: list[str], metric: str, best_pnl: np
         parts.append("<h2>How much of the winner is luck</h2><ul>"
                      + "".join(f"<li>{html.escape(line)}</li>" for line in overfit_lines(overfit))
                      + "</ul><p>Formulas and how to read them: docs/statistics.md.</p>")
+    parts.append(walk_forward)
     if len(swept) >= 2:
         x, y = swept[0], swept[1]
         table = rows.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")

@@ -11,6 +11,13 @@ import numpy as np
 import pandas as pd
 
 TRADING_DAYS_PER_YEAR = 252
+# Statistics where a smaller value is the better one (a ranking sorts these ascending).
+LOWER_IS_BETTER = frozenset({"max_drawdown_pts", "longest_losing_streak", "charges_inr"})
+
+
+def better_first(frame: pd.DataFrame, metric: str, tie: str = "combo") -> pd.DataFrame:
+    """``frame`` sorted best first by ``metric`` (ties: ascending ``tie``; undefined values last)."""
+    return frame.sort_values([metric, tie], ascending=[metric in LOWER_IS_BETTER, True], na_position="last")
 
 
 def _finite(x: float) -> float | None:

@@ -16,9 +16,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.overrides import check_overrides
+from sweep.overrides import check_overrides, search_defaults
 from sweep.errors import exit_with, reported_as_exit_status
-from sweep.runner import Job, run_single, split_config
+from sweep.plan import Job, split_config
+from sweep.runner import close_open_sessions, run_single
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sweep.conf", config_name="config")
@@ -33,7 +34,10 @@ def cli() -> None:
     sys.argv[1:], problem = check_overrides(sys.argv[1:])
     if problem:
         exit_with(problem)
+    sys.argv[1:] = search_defaults(sys.argv[1:])
     main()
+    with reported_as_exit_status():
+        close_open_sessions()  # a guided search publishes its comparison once every trial is done
 
 
 if __name__ == "__main__":

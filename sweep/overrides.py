@@ -92,3 +92,26 @@ def check_overrides(args: list[str]) -> tuple[list[str], str | None]:
         if not _known(key.split("."), tree):
             return args, f"unknown config key '{key}' (see docs/strategy.md for the keys)"
     return args, None
+
+
+SEARCH_BATCH = 16  # trials per batch of a guided search unless hydra.sweeper.n_jobs says otherwise
+
+
+def search_defaults(args: list[str]) -> list[str]:
+    """With the Optuna sweeper (``hydra/sweeper=optuna``): its direction follows ``report.metric``
+    (maximise, or minimise for the metrics where smaller is better) and trials run in batches of
+    SEARCH_BATCH, unless the command line sets ``hydra.sweeper.direction`` / ``hydra.sweeper.n_jobs``."""
+    from core.stats import LOWER_IS_BETTER
+    from sweep.settings import SHELL_DEFAULTS
+
+    if not any(a.replace(" ", "") in ("hydra/sweeper=optuna",) for a in args):
+        return args
+    given = {a.split("=", 1)[0] for a in args if "=" in a}
+    metric = next((a.split("=", 1)[1] for a in args if a.startswith("report.metric=")),
+                  SHELL_DEFAULTS["report"]["metric"])
+    extra = []
+    if "hydra.sweeper.direction" not in given:
+        extra.append(f"hydra.sweeper.direction={'minimize' if metric in LOWER_IS_BETTER else 'maximize'}")
+    if "hydra.sweeper.n_jobs" not in given:
+        extra.append(f"hydra.sweeper.n_jobs={SEARCH_BATCH}")
+    return [*args, *extra]

@@ -40,8 +40,12 @@ class ReportSettings:
 
 @dataclass
 class ValidationSettings:
-    name: str = "none"
-    cscv_splits: int = 16
+    name: str = "none"  # none | walk_forward
+    cscv_splits: int = 16  # blocks of days for the PBO's cross-validation (even)
+    train: str = "6M"  # walk_forward: length of a train window (D, W, M, Y: calendar days, weeks, months, years)
+    test: str = "1M"  # walk_forward: length of a test window; the next step moves on by this much
+    anchored: bool = False  # walk_forward: true = expanding train window from the start, false = rolling
+    metric: str | None = None  # walk_forward: the metric that chooses (None: report.metric)
 
 
 @dataclass

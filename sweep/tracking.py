@@ -211,8 +211,18 @@ class Tracker:
         if lock is not None:
             lock.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock)) if lock is not None else contextlib.nullcontext():
-            self.client = _Retrying(MlflowClient(tracking_uri=self.uri))
-            found = self.client.get_experiment_by_name(name)  # creates or migrates the store
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    self.client = _Retrying(MlflowClient(tracking_uri=self.uri))
+                    found = self.client.get_experiment_by_name(name)  # creates or migrates the store
+                    break
+                except Exception as exc:
+                    # Another program without our lock (an `mlflow ui`, a notebook) creating the same new
+                    # store at this moment: its tables appear under our feet. Wait for it, then open.
+                    if "already exists" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
             if found is None:
                 if self.uri.startswith(("http://", "https://")):
                     self.experiment_id = self.client.create_experiment(name)  # the server decides artifacts
@@ -271,6 +281,9 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         self._log(run_id, params={}, metrics=metrics, tags={})
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        self._log(run_id, params=params, metrics={}, tags={})
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status)

@@ -72,7 +72,8 @@ def test_a_sweep_reports_pbo_and_deflated_sharpe_over_its_combinations(tmp_path)
     from types import SimpleNamespace
 
     from core.report import overfit_lines
-    from sweep.runner import Job, overfit_stats
+    from sweep.plan import Job
+    from sweep.publish import overfit_stats
 
     rng = np.random.default_rng(2)
     days = pd.date_range("2024-01-01", periods=60, freq="B").date

@@ -157,7 +157,8 @@ def test_a_bad_calendar_row_is_a_config_error(one_day, tmp_path):
 def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, tmp_path, monkeypatch, capsys):
     import core.outputs as outputs
     from sweep.errors import UserError, reported_as_exit_status
-    from sweep.runner import Job, run_single
+    from sweep.plan import Job
+    from sweep.runner import run_single
 
     real, calls = outputs.atomic_write_bytes, []
 

@@ -68,3 +68,31 @@ def test_sweep_report_warns_when_edge_is_noise():
     assert "within noise" not in page
     lo, hi = bootstrap_mean_interval(strong)
     assert 2.9 < lo < hi < 3.1
+
+
+def test_the_report_inspects_trades_from_the_markets_the_run_kept(regression, monkeypatch):
+    """A run keeps only the days of its best and worst trades (and of asked ids); the inspector's
+    data from them equals the data built again from the files, and no market is built for it."""
+    import numpy as np
+
+    from core import run_backtest
+    from core.markets import day_number
+    from core.report import inspect_ids, trade_context
+    import core.report as report
+
+    result = run_backtest(regression.config(), inspect=[1])
+    trades = result.trades
+    ids = inspect_ids(trades, [1])
+    days = {day_number(trades.loc[i, "trade_date"]) for i in ids}
+    assert set(result.markets) == days and len(days) <= 3
+    rebuilt = {i: trade_context(result.config, trades.loc[i]) for i in ids}
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("the report built markets again")
+
+    monkeypatch.setattr(report, "iter_day_markets", no_building)
+    for i in ids:
+        kept = trade_context(result.config, trades.loc[i], result.markets)
+        assert kept is not None and rebuilt[i] is not None
+        for key in ("bars", "spot", "volume", "burst", "threshold"):
+            np.testing.assert_array_equal(kept[key], rebuilt[i][key])

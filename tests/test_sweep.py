@@ -96,8 +96,20 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
 
 def test_resume_skips_finished_combos(market, tmp_path):
     sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "ray.num_cpus=1", "report.enabled=false")
-    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5", "ray.num_cpus=1")
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5", "ray.num_cpus=1",
+                 "validation=walk_forward", "validation.train=1D", "validation.test=1D")
     assert "sweep: 3 combinations (2 already done)" in proc.stdout
+    # Walk-forward over all three, the two resumed ones read back from MLflow: one choice per day after the first.
+    steps = pd.read_parquet(next(tmp_path.glob("multirun/**/walk_forward_steps.parquet")))
+    assert list(steps["test_start"]) == [dt.date(2024, 7, 2), dt.date(2024, 7, 3)]
+    assert set(steps["combo"].dropna()) <= {0, 1, 2} and steps["combo"].notna().all()
+    oos = pd.read_parquet(next(tmp_path.glob(f"multirun/**/oos_trades_{STEM}.parquet")))
+    assert len(oos) == steps["oos_trades"].sum() > 0 and set(oos["trade_date"]) <= {dt.date(2024, 7, 2), dt.date(2024, 7, 3)}
+    assert "Walk-forward (2 steps, train 1D, test 1D, rolling, chosen by total_pnl_pts)" in proc.stdout
+    _, _, parents = child_runs(tmp_path)
+    latest = max(parents, key=lambda r: r.info.start_time).data.metrics
+    assert latest["oos.steps"] == 2 and latest["oos.trades"] == len(oos)
+    assert latest["oos.total_pnl_pts"] == pytest.approx(oos["pnl_pts"].sum())
     assert proc.stdout.count("already done (MLflow run") == 2
     # The skipped combinations still count in the comparison table, the report and the ranking.
     table_path = proc.stdout.split("comparison table: ", 1)[1].split()[0]
@@ -239,10 +251,12 @@ def test_config_group_sweeps_with_hydra_functions_and_unquoted_placeholder(marke
 
 
 def _runs(db):
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("atmburst")
+    with FileLock(f"{db}.lock"):  # as atmburst itself opens a store: never two creating it at once
+        client = MlflowClient(f"sqlite:///{db}")
+        exp = client.get_experiment_by_name("atmburst")
     return client.search_runs([exp.experiment_id]) if exp else []
 
 
@@ -310,3 +324,25 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     after = _runs(db)
     assert not [r for r in after if r.info.status == "RUNNING"]
     assert sum(1 for r in after if r.info.status == "KILLED") >= 1
+
+
+def test_an_optuna_search_runs_batches_of_trials_as_child_runs_of_one_parent(market, tmp_path):
+    """Hydra's Optuna sweeper through this app's launcher: 6 trials in batches of 3 on one Ray, each an
+    MLflow child run of one parent; the objective returned to Optuna is each trial's report.metric."""
+    proc = sweep(tmp_path, *data_args(market), "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=6",
+                 "hydra.sweeper.n_jobs=3", "hydra.sweeper.sampler.seed=7", "signal.multiplier=interval(1,5)",
+                 "risk.target_pct=interval(0.05,1)", "ray.num_cpus=2")
+    assert proc.stdout.count("sweep: 6 combinations (0 already done)") == 1  # one session over both batches
+    client, children, parents = child_runs(tmp_path)
+    assert len(children) == 6 and len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["combinations"] == "6" and parent.data.metrics["overfit.trials"] == 6
+    assert parent.info.status == "FINISHED" and parent.data.tags["mlflow.runName"].startswith("search: ")
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert len({r.data.params["signal.multiplier"] for r in children}) == 6  # six sampled settings
+    import yaml
+
+    result = yaml.safe_load(next(tmp_path.glob("multirun/**/optimization_results.yaml")).read_text())
+    best = max(r.data.metrics["total_pnl_pts"] for r in children)
+    assert result["best_value"] == pytest.approx(best)  # maximised: the direction follows report.metric
+    assert (tmp_path.glob("multirun/**/sweep_report.html")) and "Deflated Sharpe" in proc.stdout

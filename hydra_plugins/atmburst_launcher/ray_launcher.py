@@ -135,6 +135,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="atmburst_basic", node=
 class AtmburstRayLauncher(Launcher):
     def __init__(self) -> None:
         self.config = self.hydra_context = self.task_function = None
+        self.session = None  # the sweep.runner.SweepSession of a guided search, open between its batches
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -147,7 +148,7 @@ class AtmburstRayLauncher(Launcher):
         folder (``results_dir: ${hydra:runtime.output_dir}``) and no override value holds one, that
         copy is a plain dict (fast path, milliseconds for a thousand combinations); otherwise it goes
         through OmegaConf with the job's Hydra node set, exactly as Hydra resolves it."""
-        from sweep.runner import Job, split_config
+        from sweep.plan import Job, split_config
 
         parse = OverrideCache()
         bases: dict[tuple, tuple[DictConfig, dict, dict]] = {}
@@ -218,8 +219,11 @@ class AtmburstRayLauncher(Launcher):
         return task, OmegaConf.to_container(task, resolve=True), output_dir
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Run a batch of combinations (all of a grid; one batch of trials of a guided search, whose
+        session stays open for the next batch until sweep.runner.close_open_sessions). Each job's
+        return value is its objective, the value of ``report.metric`` (None when undefined)."""
         from sweep.errors import reported_as_exit_status
-        from sweep.runner import run_sweep
+        from sweep.runner import SweepSession
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -227,9 +231,21 @@ class AtmburstRayLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         jobs, returns = self.compose(job_overrides, initial_job_idx)
         cwd = Path(str(self.config.hydra.runtime.cwd))
+        search = not str(self.config.hydra.sweeper.get("_target_", "")).endswith(("AtmburstSweeper", "BasicSweeper"))
         with reported_as_exit_status():
-            results = run_sweep(jobs, cwd, sweep_name=f"sweep {sweep_dir}", sweep_dir=sweep_dir.resolve())
+            if self.session is None:
+                self.session = SweepSession(cwd, sweep_name=f"sweep {sweep_dir}", sweep_dir=sweep_dir.resolve(),
+                                            search=search)
+            try:
+                results = self.session.launch(jobs)
+            except BaseException:
+                self.session.close("FAILED")
+                self.session = None
+                raise
+            if not search:
+                self.session.close()
+                self.session = None
         for ret, result in zip(returns, results):
             ret.status = JobStatus.COMPLETED
-            ret.return_value = result
+            ret.return_value = result.get("objective")
         return returns

@@ -1,0 +1,152 @@
+"""Ray fan-out of a sweep: one task per (market, date chunk) builds markets into Ray's object store;
+one task per batch of combinations (grouped by strategy family) evaluates every chunk with the batch
+kernel and finishes each combination where it ran; the driver takes batches as they come back
+(``ray.wait``) and hands each finished combination to the publisher."""
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from core import RunConfig
+from core.engine import build_markets, evaluate_markets, results_from_trades
+from core.health import Health
+from core.finish import FinishedRun, finish_run
+from sweep.progress import Progress
+from sweep.plan import Job, family_order, market_key, date_chunks
+
+ROOT = Path(__file__).resolve().parents[1]  # this checkout: on the PYTHONPATH of local Ray workers
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _init_ray(job: Job):
+    address = job.setting("ray", "address")
+    host = str(address or "").split("://")[-1].rsplit(":", 1)[0]
+    if not address or host in LOOPBACK:
+        # One machine: keep Ray on the loopback interface (Ray otherwise picks the host's network
+        # address even for a local cluster); must be set before ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Token authentication is Ray's own setting (RAY_AUTH_MODE in the environment, the same for the
+    # cluster and this driver); a guess from a token file on this machine would break clusters
+    # started without it (their nodes then cannot reach this driver: OwnerDiedError).
+    import ray
+
+    if ray.is_initialized():
+        return ray, False
+    kwargs = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    if address:
+        # Ship this checkout's engine to the cluster's workers (they need its dependencies installed).
+        import core
+        import sweep
+
+        modules = [str(Path(core.__file__).parent), str(Path(sweep.__file__).parent)]
+        ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
+    else:
+        pythonpath = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
+        # address="local": always a private Ray of this process, never a cluster that happens to run on
+        # this machine (Ray would otherwise join the one named in its address file).
+        ray.init(address="local", num_cpus=job.setting("ray", "num_cpus"),
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **kwargs)
+    return ray, True
+
+
+def _build_chunk(cfg: RunConfig):
+    return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
+
+
+def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built
+               ) -> tuple[str, list[FinishedRun]]:
+    """A batch of combinations on one market, in one Ray task: every date chunk's markets (``built``:
+    the chunks' markets, then their health) through one pass of the batch kernel per chunk, then
+    each combination's trades, costs, summary, statistics and file contents (core.finish).
+    Returns (the Ray node it ran on, the finished runs)."""
+    started = time.perf_counter()
+    strategies = [c.strategy for c in cfgs]
+    trades: list[list] = [[] for _ in cfgs]
+    health = [Health() for _ in cfgs]
+    for markets, market_health in zip(built[:n_chunks], built[n_chunks:]):
+        for j, (part, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
+            trades[j].append(part)
+            health[j].merge(market_health)
+            health[j].merge(own)
+    share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
+    out = [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
+                       label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), out
+
+
+def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None) -> dict:
+    """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
+    {ray_start, tasks} in seconds.
+
+    Per market (symbol and data settings): one build task per date chunk puts its day markets in
+    Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
+    every chunk and returns the finished runs. At most two markets are in the store at a time, unless
+    ``markets`` (market key -> its chunks' object refs) keeps them for later calls of the same sweep
+    (the batches of a guided search, on one Ray kept running between them).
+    """
+    from core.engine import is_synthetic
+
+    t0 = time.perf_counter()
+    ray, owned = _init_ray(jobs[0])
+    t1 = time.perf_counter()
+    try:
+        build = ray.remote(_build_chunk).options(num_returns=2)
+        run_batch = ray.remote(_run_batch)
+        how = jobs[0].setting("sweep", "chunk")
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in pending:
+            groups[market_key(cfgs[i])].append(i)
+        cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+        in_flight: dict = {}  # batch ref -> (market key, members)
+        open_markets: dict[str, int] = {}  # market key -> batches not yet back
+        bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
+        done = 0
+        nodes: set[str] = set()
+
+        def submit(mk: str) -> None:
+            members = family_order(cfgs, groups[mk])
+            first = cfgs[members[0]]
+            built = (markets or {}).get(mk)
+            if built is None:
+                built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
+                if markets is not None:
+                    markets[mk] = built
+            # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
+            # its families once (about 1 s per family and symbol-year), and results stream back batch by
+            # batch while the rest computes
+            size = jobs[0].setting("sweep", "batch") or min(125, max(1, -(-len(members) // (2 * cpus))))
+            synthetic = is_synthetic(first)
+            for k in range(0, len(members), size):
+                batch = members[k:k + size]
+                ref = run_batch.remote([cfgs[i] for i in batch], [f"#{jobs[i].index} {finisher.label(jobs[i])}: "
+                                                                   for i in batch],
+                                       synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
+                in_flight[ref] = (mk, batch, built)
+                open_markets[mk] = open_markets.get(mk, 0) + 1
+
+        queue = list(groups)
+        while queue or in_flight:
+            while queue and len(open_markets) < 2:
+                submit(queue.pop(0))
+            (ready,), _ = ray.wait(list(in_flight), num_returns=1)
+            mk, batch, _ = in_flight.pop(ready)
+            open_markets[mk] -= 1
+            if not open_markets[mk]:
+                del open_markets[mk]
+            node, runs = ray.get(ready)
+            nodes.add(node)
+            for i, run in zip(batch, runs):
+                bar.close()
+                results[i] = finisher.finish(jobs[i], run, fingerprints[market_key(cfgs[i])], keys[i])
+                done += 1
+                bar.update(done)
+        bar.close()
+        return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1, "nodes": len(nodes)}
+    finally:
+        if owned:
+            ray.shutdown()
