@@ -5,7 +5,7 @@ timezone used to read it, GRID_VERSION and the entry format: any change makes a 
 Each file version has an index (the days it holds ticks on and its file-level counts, or the
 reason its content cannot be used) and one entry per day that some run needed.
 
-Every entry and index is sealed with a BLAKE2b checksum of its bytes, verified on each read: a
+Every entry and index is sealed with a CRC-32 checksum and the length of its bytes, verified on each read: a
 truncated, damaged or foreign entry is rebuilt from the tick file with a warning
 (``cache_rebuilt``). Everything is written to a temporary file and renamed into place, so a
 reader sees a whole entry or none, and two processes building the same entry both leave a valid
@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,13 @@ from .ticks import Seconds, TickFileError, day_seconds, load_rows
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
 # rows as float64 close, volume (float32 when that is exact, else float64), int32 second of day,
 # int32 ticks, and (only for files whose prices may need merging, i.e. spot) int32 ns into the second.
-# The whole is sealed: SEAL + 16-byte BLAKE2b digest of what follows + the bytes.
+# The whole is sealed: SEAL + uint64 length + uint32 CRC-32 of what follows + the bytes. CRC-32 finds
+# truncation, torn writes and flipped bits (any burst of up to 32 bits, anything else with probability
+# 1 - 2^-32) at about four times the speed of BLAKE2b: the cache guards against damage, not forgery.
 MAGIC = b"ATMBSEC1"
-SEAL = b"ATMBSUM1"
-DIGEST_SIZE = 16
-CACHE_FORMAT = 2  # part of every key: entries of older formats are simply not found
+SEAL = b"ATMBCRC1"
+HEAD = len(SEAL) + 8 + 4
+CACHE_FORMAT = 3  # part of every key: entries of older formats are simply not found
 
 
 def _current_umask() -> int:
@@ -91,16 +95,18 @@ def atomic_write_bytes(target: Path, write: Callable) -> None:
 
 def seal(data: bytes) -> bytes:
     """``data`` with a checksum in front (see SEAL)."""
-    return SEAL + hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest() + data
+    return SEAL + struct.pack("<QI", len(data), zlib.crc32(data)) + data
 
 
 def unseal(sealed: bytes) -> bytes:
     """The data of a sealed blob; ValueError if it is truncated, damaged or not sealed."""
-    head = len(SEAL) + DIGEST_SIZE
-    if len(sealed) < head or sealed[:len(SEAL)] != SEAL:
+    if len(sealed) < HEAD or sealed[:len(SEAL)] != SEAL:
         raise ValueError("not a sealed cache file")
-    data = memoryview(sealed)[head:]
-    if hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest() != sealed[len(SEAL):head]:
+    length, crc = struct.unpack_from("<QI", sealed, len(SEAL))
+    data = memoryview(sealed)[HEAD:]
+    if len(data) != length:
+        raise ValueError("truncated cache file")
+    if zlib.crc32(data) != crc:
         raise ValueError("checksum mismatch (damaged cache file)")
     return bytes(data)
 

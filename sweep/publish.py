@@ -27,18 +27,23 @@ from sweep.plan import Job, combo_label, swept_keys
 
 
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, faster
+
+
 class Finisher:
     """Writes a combination's files and logs it to MLflow (driver side)."""
 
     def __init__(self, jobs: list[Job], base_dir: Path, sweep_name: str | None, search: bool = False):
         """``search``: a guided search (Optuna) whose combinations arrive in batches, so their number is
-        known only at the end (logged on the parent run then)."""
+        known only at the end (logged on the parent run then). A sweep opens its MLflow store on a
+        thread, while Ray starts (creating a new SQLite store takes seconds of schema migrations)."""
         first = jobs[0]
         self.search = search
         self.quiet = bool(first.shell.get("quiet"))
         self.sweeping = sweep_name is not None
-        self.tracker = None
-        self.parent = None
+        self._tracker = self._parent = None
+        self.version = ""
+        self._opening = None
+        self._new_store = False
         self.metric = first.setting("report", "metric")
         self.swept = swept_keys(jobs, search=search)
         self._logging = None  # a sweep logs to MLflow while it computes (sweep.tracking.LoggingThread/Pool)
@@ -47,32 +52,70 @@ class Finisher:
         processes = first.setting("tracking", "log_processes")
         self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
         if first.setting("tracking", "enabled"):
-            from sweep.tracking import Tracker, code_version
+            from sweep.tracking import resolve_uri
 
-            try:
-                self.tracker = Tracker({k: first.setting("tracking", k) for k in SHELL_DEFAULTS["tracking"]}, base_dir)
-            except Exception as exc:  # a store that cannot be opened must not cost the user the results
-                print(f"atmburst: warning: MLflow tracking is off for this run: cannot open the store "
-                      f"{first.setting('tracking', 'uri')} ({type(exc).__name__}: {str(exc)[:200]}); "
-                      f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
-            self.version = code_version()
-            if sweep_name and self.tracker:
-                name = (f"search: {', '.join(self.swept)}" if search else
-                        f"{len(jobs)} combinations: {', '.join(self.swept) or 'one setting'}")
-                params = {"swept": ",".join(self.swept) or "-"}
-                params.update({} if search else {"combinations": str(len(jobs))})
-                self.parent = self.tracker.start_parent(
-                    name[:250], params,
-                    {"atmburst.version": self.version, "sweep_dir": sweep_name,
-                     "mlflow.note.content": (f"a guided search (Optuna) over {', '.join(self.swept)}: one child run "
-                                             f"per trial; ranked by {self.metric}" if search else
-                                             f"{len(jobs)} child runs, one per combination of "
-                                             f"{', '.join(self.swept) or 'the overrides'}; ranked by {self.metric}")})
+            uri = resolve_uri(str(first.setting("tracking", "uri")), base_dir)
+            self._new_store = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()
+            args = (jobs, base_dir, sweep_name, search)
+            if self.sweeping:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = ThreadPoolExecutor(1, thread_name_prefix="atmburst-open-store")
+                self._opening = pool.submit(self._open, *args)
+                pool.shutdown(wait=False)
+            else:
+                self._tracker, self._parent, self.version = self._open(*args)
+
+    def _open(self, jobs: list[Job], base_dir: Path, sweep_name: str | None, search: bool):
+        """(tracker or None, parent run id or None, code version): the store opened (created if new)."""
+        from sweep.tracking import Tracker, code_version
+
+        first = jobs[0]
+        try:
+            tracker = Tracker({k: first.setting("tracking", k) for k in SHELL_DEFAULTS["tracking"]}, base_dir)
+        except Exception as exc:  # a store that cannot be opened must not cost the user the results
+            print(f"atmburst: warning: MLflow tracking is off for this run: cannot open the store "
+                  f"{first.setting('tracking', 'uri')} ({type(exc).__name__}: {str(exc)[:200]}); "
+                  f"results are still written. Set tracking.uri, or tracking.enabled=false.", file=sys.stderr)
+            return None, None, code_version()
+        version, parent = code_version(), None
+        if sweep_name:
+            name = (f"search: {', '.join(self.swept)}" if search else
+                    f"{len(jobs)} combinations: {', '.join(self.swept) or 'one setting'}")
+            params = {"swept": ",".join(self.swept) or "-"}
+            params.update({} if search else {"combinations": str(len(jobs))})
+            parent = tracker.start_parent(
+                name[:250], params,
+                {"atmburst.version": version, "sweep_dir": sweep_name,
+                 "mlflow.note.content": (f"a guided search (Optuna) over {', '.join(self.swept)}: one child run "
+                                         f"per trial; ranked by {self.metric}" if search else
+                                         f"{len(jobs)} child runs, one per combination of "
+                                         f"{', '.join(self.swept) or 'the overrides'}; ranked by {self.metric}")})
+        return tracker, parent, version
+
+    def _ready(self) -> None:
+        if self._opening is not None:
+            self._tracker, self._parent, self.version = self._opening.result()
+            self._opening = None
+
+    @property
+    def tracker(self):
+        """The MLflow tracker (None when tracking is off or the store cannot be opened)."""
+        self._ready()
+        return self._tracker
+
+    @property
+    def parent(self):
+        """The sweep's parent run id (None for a single run or without tracking)."""
+        self._ready()
+        return self._parent
 
     def label(self, job: Job) -> str:
         return combo_label(job, self.swept)
 
     def finished(self, keys: list[str]) -> dict[str, str]:
+        if self._opening is not None and self._new_store:
+            return {}  # a store being created holds no finished combination: no need to wait for it
         return self.tracker.finished_combos(keys) if self.tracker else {}
 
     def finish(self, job: Job, run: FinishedRun, fingerprint: str, key: str,

@@ -8,7 +8,9 @@ days are independent, and each chunk runs the same engine functions over its day
 from __future__ import annotations
 
 import atexit
+import importlib
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +107,8 @@ class SweepSession:
             raise UserError(f"config error: {exc}") from None
         if self.finisher is None:
             self.finisher = Finisher(jobs, self.base_dir, self.sweep_name, search=self.search)
+            if jobs[0].setting("report", "enabled"):  # matplotlib's import overlaps the computation
+                threading.Thread(target=importlib.import_module, args=("core.report",), daemon=True).start()
         finisher = self.finisher
         cfgs = separate_results(jobs, cfgs, self.used_folders, finisher.swept)
         keys = [combo_key(cfg, fingerprints[market_key(cfg)]) for cfg in cfgs]
