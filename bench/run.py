@@ -205,9 +205,13 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   store's shared pages counted once per process that maps them. It is flat in the number of
   combinations beyond the market (the 1,000 vs 216 ratio): results stream back batch by batch and no
   trade table is held for the comparison.
-* **Ray 1 vs 2 workers (target 1.7x, tasks only).** End to end the fixed start-up is paid once in
-  both; on a cold year both workers also write the per-second cache at once, so the disk sets part
-  of the pace.
+* **Ray 1 vs 2 workers (target 1.7x, tasks only).** Measured 1.73x and 1.67x in two runs of this
+  command on 2026-11-25 (1.47x-1.77x before): at the target, within run-to-run noise. End to end the
+  fixed start-up is paid once in both; on a cold year both workers also write the per-second cache
+  at once, so the disk sets part of the pace.
+* **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
+  while its batches run: about 0.6 GB a year of dense data, so a three-year sweep peaks higher than a
+  one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
 """.splitlines()
 
 

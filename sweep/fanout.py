@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]  # this checkout: on the PYTHONPATH o
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _init_ray(job: Job):
+def init_ray(job: Job):
+    """(the ray module, whether this call started Ray): a private local Ray on loopback, or the cluster
+    of ``ray.address``; an already running Ray of this process is reused (and not owned)."""
     address = job.setting("ray", "address")
     host = str(address or "").split("://")[-1].rsplit(":", 1)[0]
     if not address or host in LOOPBACK:
@@ -92,7 +94,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
     from core.engine import is_synthetic
 
     t0 = time.perf_counter()
-    ray, owned = _init_ray(jobs[0])
+    ray, owned = init_ray(jobs[0])
     t1 = time.perf_counter()
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)

@@ -20,7 +20,7 @@ from core.finish import finish_run
 from sweep.errors import UserError
 from sweep.progress import Progress
 from sweep.plan import Job, combo_key, date_chunks, market_key, separate_results
-from sweep.fanout import _init_ray, fan_out
+from sweep.fanout import init_ray, fan_out
 from sweep.publish import Finisher, check_metric, publish_comparison, walk_forward_settings
 
 
@@ -126,7 +126,7 @@ class SweepSession:
         self.resumed += len(jobs) - len(pending)
         if pending:
             if self.search and self.ray is None:
-                self.ray, _ = _init_ray(jobs[0])  # kept up for the next batches; closed with the session
+                self.ray, _ = init_ray(jobs[0])  # kept up for the next batches; closed with the session
             timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets)
             self.nodes = max(self.nodes, timing.pop("nodes", 0))
             for k, v in timing.items():
@@ -165,6 +165,8 @@ class SweepSession:
             if self.ray is not None:
                 self.ray.shutdown()
                 self.ray = None
+        if status != "FINISHED":
+            return
         parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in self.timing.items())
         parts += f", on {self.nodes} Ray nodes" if self.nodes > 1 else ""
         print(f"sweep: {len(self.jobs)} combinations ({self.resumed} already done) in "
@@ -179,8 +181,7 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     try:
         results = session.launch(jobs)
     except BaseException:
-        if session.finisher is not None:
-            session.finisher.close("FAILED")
+        session.close("FAILED")
         raise
     session.close()
     return results
