@@ -50,7 +50,8 @@ class FinishedRun:
         return output_paths(Path(folder or cfg.results_dir), cfg.symbol, cfg.start, cfg.end)
 
 
-def _parquet_bytes(table: pa.Table, synthetic: bool) -> bytes:
+def parquet_bytes(table: pa.Table, synthetic: bool) -> bytes:
+    """A table as parquet bytes, labelled SYNTHETIC or user data in its schema metadata (as every output)."""
     sink = io.BytesIO()
     pq.write_table(table.replace_schema_metadata({b"atmburst.data": b"SYNTHETIC" if synthetic else b"user"}), sink)
     return sink.getvalue()
@@ -72,8 +73,8 @@ def finish_run(result: BacktestResult, label: str = "", time_label: str = "wall"
     stem = paths["trades"].stem.replace("trades_", "")
     stats_doc = {"synthetic_data": result.synthetic, **stats,
                  "breakdowns": {k: _records(v) for k, v in tables.items()}}
-    files = {paths["trades"].name: _parquet_bytes(result.trades_table, result.synthetic),
-             paths["summary"].name: _parquet_bytes(result.summary_table, result.synthetic),
+    files = {paths["trades"].name: parquet_bytes(result.trades_table, result.synthetic),
+             paths["summary"].name: parquet_bytes(result.summary_table, result.synthetic),
              f"stats_{stem}.json": json.dumps(stats_doc, indent=2, default=str).encode()}
     metrics = metrics_for_tracking(stats)
     metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})

@@ -19,7 +19,7 @@ from core.console import format_stats
 from core.stats import better_first
 from core.engine import BacktestResult
 from core.cache import atomic_write_bytes
-from core.finish import FinishedRun, load_result, write_finished
+from core.finish import FinishedRun, parquet_bytes, load_result, write_finished
 from sweep.errors import UserError
 from sweep.settings import SHELL_DEFAULTS
 from sweep.tracking import OBJECTIVE_PREFIX
@@ -260,8 +260,14 @@ def _daily(i: int, results, finisher, folder: Path) -> pd.DataFrame | None:
     return pd.DataFrame({"trade_date": dates, "pnl_pts": pnl})
 
 
-def _trades(i: int, results, finisher, folder: Path) -> pd.DataFrame | None:
-    """Combination ``i``'s trades, read back from its files (or from MLflow when a resumed sweep skipped it)."""
+# What a walk-forward step's metric can need of a trade (core.stats.summary_stats); the rest of the
+# columns is read only for the combinations a step chooses.
+METRIC_COLUMNS = ("trade_date", "pnl_pts", "gross_inr", "charges_inr", "net_inr", "net_pts")
+
+
+def _trades(i: int, results, finisher, folder: Path, columns=None) -> pd.DataFrame | None:
+    """Combination ``i``'s trades (``columns`` of them, or all), read back from its files (or from
+    MLflow when a resumed sweep skipped it)."""
     result = results[i] or {}
     path = (result.get("paths") or {}).get("trades")
     try:
@@ -269,7 +275,11 @@ def _trades(i: int, results, finisher, folder: Path) -> pd.DataFrame | None:
                                                                      folder)
     except (OSError, ValueError):
         table = None
-    return None if table is None else table.to_pandas()
+    if table is None:
+        return None
+    if columns is not None:
+        table = table.select([c for c in columns if c in table.column_names])
+    return table.to_pandas()
 
 
 def walk_forward_settings(job: Job, metric: str) -> dict | None:
@@ -302,7 +312,8 @@ def check_metric(metric: str, key: str) -> None:
         raise UserError(f"config key '{key}' names no metric ({metric}); choose one of: {', '.join(known)}")
 
 
-def walk_forward_validation(jobs, cfgs, results, finisher, folder: Path, best_i: int, settings: dict):
+def walk_forward_validation(jobs, cfgs, results, finisher, folder: Path, best_i: int, settings: dict,
+                            synthetic: bool = False):
     """Walk-forward validation over every combination's trades (core.walkforward): writes
     ``oos_trades_*.parquet`` and ``walk_forward_steps.parquet``; returns (summary, steps, report HTML, files)."""
     from core import charts
@@ -311,7 +322,7 @@ def walk_forward_validation(jobs, cfgs, results, finisher, folder: Path, best_i:
     from core.walkforward import walk_forward, walk_forward_steps
 
     indices = [i for i, r in enumerate(results) if r and "metrics" in r]
-    trades = {i: _trades(i, results, finisher, folder) for i in indices}
+    trades = {i: _trades(i, results, finisher, folder, METRIC_COLUMNS) for i in indices}
     missing = [jobs[i].index for i, t in trades.items() if t is None]
     if missing:
         print(f"atmburst: warning: walk-forward left out combination(s) {missing[:10]} whose trades cannot be "
@@ -337,12 +348,25 @@ def walk_forward_validation(jobs, cfgs, results, finisher, folder: Path, best_i:
         for step in steps:
             inside |= (days >= np.datetime64(step.test_start, "D")) & (days < np.datetime64(step.test_end, "D"))
         summary["in_sample_best_same_days"] = float(best["pnl_pts"][inside].sum())
+    # The out-of-sample file: every column of the chosen combinations' trades in each step's test window.
+    by_combo = {jobs[i].index: i for i in indices}
+    parts, full = [], {}
+    for row in result.steps.dropna(subset=["combo"]).itertuples():
+        combo = int(row.combo)
+        if combo not in full:
+            full[combo] = _trades(by_combo[combo], results, finisher, folder)
+        own = full[combo]
+        days = pd.to_datetime(own["trade_date"]).dt.date
+        window = own[(days >= row.test_start) & (days < row.test_end)]
+        parts.append(window.assign(step=row.step, combo=combo))
+    oos = pd.concat(parts, ignore_index=True) if parts else result.trades
     name = output_paths(folder, cfgs[indices[0]].symbol, start, end)["trades"].name.replace("trades_", "oos_trades_")
     oos_path, steps_path = folder / name, folder / "walk_forward_steps.parquet"
-    atomic_write_bytes(oos_path, lambda fh: result.trades.to_parquet(fh, index=False))
+    oos_bytes = parquet_bytes(pa.Table.from_pandas(oos, preserve_index=False), synthetic)
+    atomic_write_bytes(oos_path, lambda fh: fh.write(oos_bytes))
     atomic_write_bytes(steps_path, lambda fh: result.steps.to_parquet(fh, index=False))
     chart = charts.walk_forward_equity(result.trades, best if best is not None else result.trades.iloc[:0],
-                                       result.steps, bool(results[best_i].get("synthetic")))
+                                       result.steps, synthetic)
     return summary, result.steps, walk_forward_section(summary, result.steps, chart), [oos_path, steps_path]
 
 
@@ -412,7 +436,8 @@ def publish_comparison(jobs, cfgs, results, finisher, sweep_dir: Path | None) ->
     wf_settings = walk_forward_settings(jobs[0], metric)
     wf, wf_html, wf_files = None, "", []
     if wf_settings:
-        wf, _, wf_html, wf_files = walk_forward_validation(jobs, cfgs, results, finisher, folder, best_i, wf_settings)
+        wf, _, wf_html, wf_files = walk_forward_validation(jobs, cfgs, results, finisher, folder, best_i, wf_settings,
+                                                           synthetic)
     page = sweep_report(frame[[c for c in cols if c in frame]], [c for c in finisher.swept if c in frame], metric,
                         best_pnl, synthetic, overfit, wf_html)
     target = folder / "sweep_report.html"

@@ -103,7 +103,12 @@ def test_resume_skips_finished_combos(market, tmp_path):
     steps = pd.read_parquet(next(tmp_path.glob("multirun/**/walk_forward_steps.parquet")))
     assert list(steps["test_start"]) == [dt.date(2024, 7, 2), dt.date(2024, 7, 3)]
     assert set(steps["combo"].dropna()) <= {0, 1, 2} and steps["combo"].notna().all()
-    oos = pd.read_parquet(next(tmp_path.glob(f"multirun/**/oos_trades_{STEM}.parquet")))
+    oos_file = next(tmp_path.glob(f"multirun/**/oos_trades_{STEM}.parquet"))
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(oos_file).metadata[b"atmburst.data"] == b"SYNTHETIC"
+    oos = pd.read_parquet(oos_file)
+    assert {"exit_reason", "entry_opt", "net_inr", "step", "combo"} <= set(oos.columns)  # whole trade rows
     assert len(oos) == steps["oos_trades"].sum() > 0 and set(oos["trade_date"]) <= {dt.date(2024, 7, 2), dt.date(2024, 7, 3)}
     assert "Walk-forward (2 steps, train 1D, test 1D, rolling, chosen by total_pnl_pts)" in proc.stdout
     _, _, parents = child_runs(tmp_path)
