@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -191,6 +192,57 @@ def use_sqlite_journal(mode: str) -> None:
     _PRAGMAS["mode"] = mode
 
 
+def _store_template() -> Path | None:
+    """Where an empty SQLite store of this MLflow version is kept (None when there is no cache folder).
+
+    Creating a new SQLite store runs every MLflow schema migration (more than a second of CPU); a new
+    store is a copy of this one instead, made by the first store this MLflow version created."""
+    try:
+        import mlflow
+
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atmburst"
+        return root / f"mlflow-{mlflow.__version__}-empty-store.db"
+    except Exception:
+        return None
+
+
+def _seed_new_store(path: Path) -> bool:
+    """Copy the empty-store template to ``path`` (a store that does not exist yet); False without one."""
+    template = _store_template()
+    if template is None or not template.is_file() or path.exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(template, tmp)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+
+
+def _keep_as_template(path: Path) -> None:
+    """Save a just-created store (schema only, no experiment yet) as the empty-store template."""
+    template = _store_template()
+    if template is None or template.is_file():
+        return
+    tmp = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+    try:
+        import sqlite3
+
+        template.parent.mkdir(parents=True, exist_ok=True)
+        source, copy = sqlite3.connect(str(path)), sqlite3.connect(str(tmp))
+        try:
+            source.backup(copy)  # a consistent copy, whatever the journal mode
+        finally:
+            copy.close()
+            source.close()
+        os.replace(tmp, template)
+    except Exception:  # only a speed-up: never a reason to fail
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 class Tracker:
     """A thin wrapper over MlflowClient for one experiment."""
 
@@ -211,6 +263,9 @@ class Tracker:
         if lock is not None:
             lock.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock)) if lock is not None else contextlib.nullcontext():
+            store_file = Path(self.uri[len("sqlite:///"):]) if self.uri.startswith("sqlite:///") else None
+            new_store = store_file is not None and not store_file.exists()
+            seeded = new_store and _seed_new_store(store_file)
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -223,6 +278,8 @@ class Tracker:
                     if "already exists" not in str(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)
+            if new_store and not seeded:
+                _keep_as_template(store_file)  # schema only: the next new store starts from a copy
             if found is None:
                 if self.uri.startswith(("http://", "https://")):
                     self.experiment_id = self.client.create_experiment(name)  # the server decides artifacts
