@@ -98,9 +98,9 @@ def seal(data: bytes) -> bytes:
     return SEAL + struct.pack("<QI", len(data), zlib.crc32(data)) + data
 
 
-def unseal(sealed: bytes) -> bytes:
-    """The data of a sealed blob; ValueError if it is truncated, damaged or not sealed."""
-    if len(sealed) < HEAD or sealed[:len(SEAL)] != SEAL:
+def unseal_view(sealed: bytes | bytearray) -> memoryview:
+    """A view of the data of a sealed blob (no copy); ValueError if it is truncated, damaged or not sealed."""
+    if len(sealed) < HEAD or bytes(sealed[:len(SEAL)]) != SEAL:
         raise ValueError("not a sealed cache file")
     length, crc = struct.unpack_from("<QI", sealed, len(SEAL))
     data = memoryview(sealed)[HEAD:]
@@ -108,7 +108,21 @@ def unseal(sealed: bytes) -> bytes:
         raise ValueError("truncated cache file")
     if zlib.crc32(data) != crc:
         raise ValueError("checksum mismatch (damaged cache file)")
-    return bytes(data)
+    return data
+
+
+def unseal(sealed: bytes) -> bytes:
+    """The data of a sealed blob; ValueError if it is truncated, damaged or not sealed."""
+    return bytes(unseal_view(sealed))
+
+
+def read_into_buffer(path: Path) -> bytearray:
+    """A file's whole content in a writable buffer (arrays viewing it are writable); OSError as ``open``."""
+    with open(path, "rb") as fh:
+        buffer = bytearray(os.fstat(fh.fileno()).st_size)
+        if fh.readinto(buffer) != len(buffer):
+            raise OSError(f"{path} changed while it was read")
+    return buffer
 
 
 def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:

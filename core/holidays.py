@@ -1,10 +1,18 @@
-"""NSE trading sessions from the maintained exchange calendar (pandas_market_calendars, XNSE)."""
+"""NSE trading sessions from the maintained exchange calendar (pandas_market_calendars, XNSE).
+
+Importing the calendar library costs most of a second; ``nse_trading_days_cached`` keeps its answer
+for a date range in the cache folder (keyed by the library versions), so a warm run does not import it.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
+from pathlib import Path
 
 REGULAR_OPEN_UTC = dt.time(3, 45)  # 09:15 IST
+CALENDAR_PACKAGES = ("pandas_market_calendars", "exchange_calendars")
 
 
 @functools.lru_cache(maxsize=64)
@@ -26,3 +34,37 @@ def nse_trading_days(start: dt.date, end: dt.date) -> frozenset[dt.date] | None:
         return frozenset(d.date() for d in schedule.index[regular])
     except Exception:
         return None
+
+
+def _versions() -> list[str] | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return [f"{name}=={version(name)}" for name in CALENDAR_PACKAGES]
+    except PackageNotFoundError:
+        return None
+
+
+def nse_trading_days_cached(start: dt.date, end: dt.date, cache_dir: Path | None) -> frozenset[dt.date] | None:
+    """``nse_trading_days``, kept in ``cache_dir``/calendar per (calendar library versions, range).
+
+    The entry is sealed and written atomically like every cache file; an unusable one is computed again."""
+    from .cache import atomic_write_bytes, seal, unseal
+
+    versions = _versions()
+    if cache_dir is None or versions is None:
+        return nse_trading_days(start, end)
+    ident = json.dumps({"versions": versions, "start": start.isoformat(), "end": end.isoformat()})
+    target = Path(cache_dir) / "calendar" / f"xnse-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
+    try:
+        return frozenset(dt.date.fromisoformat(d) for d in json.loads(unseal(target.read_bytes()))["sessions"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    sessions = nse_trading_days(start, end)
+    if sessions is not None:
+        data = seal(json.dumps({"sessions": sorted(d.isoformat() for d in sessions), **json.loads(ident)}).encode())
+        try:
+            atomic_write_bytes(target, lambda fh: fh.write(data))
+        except OSError:
+            pass  # a cache that cannot be written is reported by the per-second cache of the same folder
+    return sessions

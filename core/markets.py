@@ -23,7 +23,8 @@ from .discover import (data_fingerprint, expiries_from_folders, expiry_series, l
                        path_date, series_path, spot_files)
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
-from .holidays import nse_trading_days
+from .market_cache import MarketCache, file_identity, group_key
+from .holidays import nse_trading_days_cached
 from .signal import Candidate
 from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
 
@@ -80,8 +81,9 @@ class _FileLoader:
     def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
         self.health = health
         self.threads = threads or min(4, os.cpu_count() or 1)
-        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self._cache_warning, use_threads=self.threads > 1)
+        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self.cache_warning, use_threads=self.threads > 1)
         self.failed: set[str] = set()
+        self.transient = 0  # read errors that may pass (permission, I/O) met so far
         self._warnings: list[tuple[str, str]] = []
 
     def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
@@ -102,11 +104,15 @@ class _FileLoader:
         by_path = {}
         for (path, _, _), result in zip(todo, results):
             by_path[path] = self._account(path, result)
-        for kind, message in self._warnings:
-            self.health.add(kind, 1, message)
-            self.health.warn(message)
-        self._warnings.clear()
+        self.flush_warnings(self.health)
         return [by_path.get(r[0]) for r in requests]
+
+    def flush_warnings(self, health: Health) -> None:
+        """Count and keep the cache warnings gathered so far in ``health``."""
+        for kind, message in self._warnings:
+            health.add(kind, 1, message)
+            health.warn(message)
+        self._warnings.clear()
 
     def _fetch(self, request, cache_only: bool = False):
         path, kind, days = request
@@ -118,6 +124,7 @@ class _FileLoader:
     def _account(self, path: str, result) -> dict[int, Seconds] | None:
         if isinstance(result, TickFileError):
             self.failed.add(path)
+            self.transient += bool(result.transient)
             self.health.add(result.kind, 1, str(result))
             return None
         index, got, hit = result
@@ -126,7 +133,7 @@ class _FileLoader:
             self.health.add(kind_name, n, f"{path}: {n} row(s)")
         return got
 
-    def _cache_warning(self, kind: str, message: str) -> None:
+    def cache_warning(self, kind: str, message: str) -> None:
         if (kind, message) not in self._warnings:  # the cache-only pass and the rebuild both see it
             self._warnings.append((kind, message))
 
@@ -139,17 +146,23 @@ class _Spot:
         first, last = day_number(cfg.start), day_number(cfg.end)
         self.dated: dict[int, list[str]] = {}
         self.undated: dict[int, list[Seconds]] = {}
+        self.undated_paths: list[str] = []
         for path in spot_files(cfg.spot_glob, cfg.start, cfg.end):
             named = path_date(path)
             if named is not None:
                 self.dated.setdefault(day_number(named), []).append(path)
             else:
+                self.undated_paths.append(path)
                 for day, part in (loader.load(path, "spot") or {}).items():
                     if first <= day <= last:
                         self.undated.setdefault(day, []).append(part)
 
     def days(self) -> list[int]:
         return sorted(set(self.dated) | set(self.undated))
+
+    def paths(self, days: list[int]) -> list[str]:
+        """The spot files whose ticks may fall on ``days``."""
+        return [path for day in days for path in self.dated.get(day, [])] + self.undated_paths
 
     def load_days(self, days: list[int]) -> dict[int, tuple[Seconds, list[Seconds]]]:
         """{day: (merged spot aggregates, per-file parts for health counts)} for ``days``."""
@@ -194,7 +207,6 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
     loader = _FileLoader(cfg, health, threads)
     spot = _Spot(cfg, loader)
     expiries = _expiry_dates(cfg, health)
-    session = cfg.session
     first, last = day_number(cfg.start), day_number(cfg.end)
     spot_days = [d for d in spot.days() if first <= d <= last]
     _count_days_without_spot(cfg, health, set(spot_days))
@@ -203,32 +215,73 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
     for d in spot_days:
         groups.setdefault(nearest_expiry(expiries, day_date(d)), []).append(d)
 
+    markets_cache = MarketCache(loader.cache, loader.cache_warning) if cfg.cache_dir is not None else None
+    settings = _market_key_settings(cfg)
     done_days = 0
     for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
-        done_days += len(groups[expiry])
+        days = groups[expiry]
+        done_days += len(days)
         if progress:
             progress(done_days, len(spot_days))
-        plans = []
-        spot_by_day = spot.load_days(groups[expiry])
-        for d in groups[expiry]:
-            merged, parts = spot_by_day.pop(d)
-            if not has_valid_price(merged, d, session):
-                if day_date(d).weekday() < 5:
-                    health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
-                               f"valid price in the session (check the spot file for that day)")
+        key = series_now = None
+        if expiry is not None and markets_cache is not None:
+            key = group_key(settings, expiry, days, spot.paths(days))
+        if key is not None:
+            series_now = expiry_series(cfg.options_dir, cfg.symbol, expiry)
+            hit = markets_cache.load(key, series_now)
+            if hit is not None:
+                markets, group_health = hit
+                health.merge(group_health)
+                loader.flush_warnings(health)
+                yield from markets
                 continue
-            health.add("trading_days", 1)
-            spot_close, part = spot_grid(merged, d, session)
-            _add_day_counts(health, parts, d, "spot")
-            _add_outside_session(health, part, f"spot on {day_date(d)}")
-            if expiry is None:
-                health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
-                           f"{cfg.calendar_csv} (extend the calendar)")
-                continue
-            plans.append((d, spot_close, _plan_windows(cfg, spot_close, health, d)))
-        if expiry is None or not plans:
+        group_health = Health()
+        loader.health, loader.transient = group_health, 0
+        markets, consulted = _build_group(cfg, group_health, loader, spot, expiry, days, series_now)
+        loader.health = health
+        health.merge(group_health)
+        if key is not None and not loader.transient:
+            files = group_health.counts["cache_hits"] + group_health.counts["files_read"]
+            markets_cache.store(key, markets, group_health, consulted, files)
+            loader.flush_warnings(health)
+        yield from markets
+
+
+def _market_key_settings(cfg: RunConfig) -> dict:
+    """What a day's market depends on besides its files (core.market_cache's key)."""
+    s = cfg.session
+    return {"symbol": cfg.symbol, "options_dir": str(cfg.options_dir.resolve()), "open": s.open_sec,
+            "close": s.close_sec, "anchors": list(s.anchors), "window_secs": s.window_secs,
+            "strike_step": cfg.strike_step, "strikes_each_side": cfg.strikes_each_side,
+            "naive_timezone": cfg.naive_timezone}
+
+
+def _build_group(cfg: RunConfig, health: Health, loader: _FileLoader, spot: _Spot, expiry: dt.date | None,
+                 days: list[int], series_now: dict | None) -> tuple[list[DayMarket], list]:
+    """Markets of the days that share ``expiry`` (none without one), and the series consulted."""
+    session = cfg.session
+    plans = []
+    spot_by_day = spot.load_days(days)
+    for d in days:
+        merged, parts = spot_by_day.pop(d)
+        if not has_valid_price(merged, d, session):
+            if day_date(d).weekday() < 5:
+                health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
+                           f"valid price in the session (check the spot file for that day)")
             continue
-        yield from _markets_for_expiry(cfg, health, loader, expiry, plans)
+        health.add("trading_days", 1)
+        spot_close, part = spot_grid(merged, d, session)
+        _add_day_counts(health, parts, d, "spot")
+        _add_outside_session(health, part, f"spot on {day_date(d)}")
+        if expiry is None:
+            health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
+                       f"{cfg.calendar_csv} (extend the calendar)")
+            continue
+        plans.append((d, spot_close, _plan_windows(cfg, spot_close, health, d)))
+    if expiry is None or not plans:
+        return [], []
+    files = series_now if series_now is not None else expiry_series(cfg.options_dir, cfg.symbol, expiry)
+    return _markets_for_expiry(cfg, health, loader, expiry, plans, files)
 
 
 def _plan_windows(cfg: RunConfig, spot: np.ndarray, health: Health, day: int) -> list[tuple]:
@@ -248,18 +301,20 @@ def _plan_windows(cfg: RunConfig, spot: np.ndarray, health: Health, day: int) ->
     return out
 
 
-def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, expiry: dt.date,
-                        plans: list) -> Iterator[DayMarket]:
-    files = expiry_series(cfg.options_dir, cfg.symbol, expiry)
+def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, expiry: dt.date, plans: list,
+                        files: dict) -> tuple[list[DayMarket], list]:
     days_by_key: dict[tuple[str, int], set[int]] = {}
     for day, _, windows in plans:
         for w in windows:
             for key in w[5]:
                 days_by_key.setdefault(key, set()).add(day)
+    # the version of every series consulted, taken before reading (core.market_cache checks it later)
+    consulted = [[key[0], key[1], file_identity(files[key]) if key in files else None] for key in sorted(days_by_key)]
     present = [key for key in sorted(days_by_key) if key in files]
     results = loader.load_many([(files[key], "option", sorted(days_by_key[key])) for key in present])
     loaded: dict[tuple[str, int], dict[int, Seconds] | None] = dict.fromkeys(days_by_key)
     loaded.update(zip(present, results))
+    markets = []
     for day, spot, windows in plans:
         candidates: dict[tuple[str, int], Candidate | None] = {}
         for key in sorted({k for w in windows for k in w[5]}):
@@ -288,13 +343,13 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
                 health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
                 continue
             built.append(Window(anchor, start, end, hour_open, atm, cands))
-        yield DayMarket(day, expiry, cfg.session.open_sec, spot, tuple(built))
-    loaded.clear()
+        markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, tuple(built)))
+    return markets, consulted
 
 
 def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:
     """Weekdays in range with no spot file: holidays are info, missing NSE sessions are problems."""
-    sessions = nse_trading_days(cfg.start, cfg.end)
+    sessions = nse_trading_days_cached(cfg.start, cfg.end, cfg.cache_dir)
     d = cfg.start
     while d <= cfg.end:
         if d.weekday() < 5 and day_number(d) not in spot_days:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -27,6 +28,7 @@ def cfg(root):
 
 def test_second_run_reads_no_tick_file(case, monkeypatch):
     cold = run_backtest(cfg(case))
+    shutil.rmtree(case / "cache" / "markets")  # this test is about the per-second layer
     assert cold.health["info"]["files_read"] == 3  # spot, CE 47000, PE 47000
     assert cold.health["problems"]["bad_file"] == 1  # CE 47100: its failure is cached too
 
@@ -59,9 +61,12 @@ def test_unreadable_entry_is_rebuilt_with_a_warning(case):
     key = cache_key(path, "option", "Asia/Kolkata")
     (target,) = (case / "cache" / key[:2] / key).glob("*.sec")
     target.write_bytes(target.read_bytes()[:100])  # truncated
+    markets = case / "cache" / "markets"  # built markets (core.market_cache) would spare reading the entry
+    shutil.rmtree(markets)
     warm = run_backtest(cfg(case))
     pd.testing.assert_frame_equal(warm.trades, cold.trades)
     assert warm.health["problems"]["cache_rebuilt"] == 1 and len(warm.health["warnings"]) == 1
+    shutil.rmtree(markets)
     assert run_backtest(cfg(case)).health["problems"]["cache_rebuilt"] == 0  # healed
 
 

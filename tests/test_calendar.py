@@ -79,3 +79,23 @@ def test_cli_writes_csv(tmp_path, capsys):
     frame = pd.read_csv(out)
     assert len(frame) == 6 and "moved for holidays" in capsys.readouterr().out
     assert main(["--from", "2024-07-01", "--to", "nope", "--out", str(out)]) == 2
+
+
+def test_sessions_are_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    import core.holidays as holidays
+
+    start, end = dt.date(2024, 7, 1), dt.date(2024, 7, 31)
+    fresh = holidays.nse_trading_days_cached(start, end, tmp_path)
+    assert fresh == holidays.nse_trading_days(start, end) and dt.date(2024, 7, 17) not in fresh  # Muharram
+    (entry,) = (tmp_path / "calendar").glob("xnse-*.json")
+
+    def refuse(*args):
+        raise AssertionError("the calendar library was asked again")
+
+    monkeypatch.setattr(holidays, "nse_trading_days", refuse)
+    assert holidays.nse_trading_days_cached(start, end, tmp_path) == fresh
+    entry.write_bytes(entry.read_bytes()[:-3])  # damaged: asked again and rewritten
+    monkeypatch.undo()
+    assert holidays.nse_trading_days_cached(start, end, tmp_path) == fresh
+    monkeypatch.setattr(holidays, "nse_trading_days", refuse)
+    assert holidays.nse_trading_days_cached(start, end, tmp_path) == fresh

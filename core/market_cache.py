@@ -1,0 +1,182 @@
+"""On-disk cache of built markets: one entry per (market settings, expiry, group of days).
+
+A warm run reads one file per expiry group (about a week of days) instead of every tick file's index
+and day entries, and rebuilds nothing: the entry holds each day's spot grid, its hour windows with the
+ATM strike, and the candidates' sparse series (core.markets.DayMarket), plus the data-health tally
+their building produced, so a run served from it reports the same problems as one that built them.
+
+An entry is keyed by the settings a market is built from (symbol, options folder, session, strike
+step and count, naive timezone, GRID_VERSION, MARKET_FORMAT), the expiry, the days, and the name,
+size and modification time of every spot file of those days. The option series an entry was built
+from are listed in it (each candidate key the group asked for, with its file's path, size and
+modification time, or none): an entry is used only while the expiry's folder still maps every one of
+those keys to the same file version, so adding, replacing or removing a series file rebuilds it.
+
+Entries are sealed with core.cache's length + CRC-32 and written atomically (temp file + rename); a
+damaged entry is rebuilt with a ``cache_rebuilt`` warning. Groups whose building met a transient read
+error (permission, I/O) are not stored, so the next run retries those files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .cache import atomic_write_bytes, read_into_buffer, seal, unseal_view
+from .grid import GRID_VERSION, SparseSeries
+from .health import Health
+from .signal import Candidate
+
+MAGIC = b"ATMBMKT1"
+MARKET_FORMAT = 1  # part of every key: entries of older formats are simply not found
+# Kinds that describe this run's use of the caches, not the data: never stored in an entry.
+CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
+
+
+def file_identity(path: str) -> list | None:
+    """[path, size, mtime_ns] of a file, or None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def group_key(settings: dict, expiry, days: list[int], spot_paths: list[str]) -> str | None:
+    """Hex key of one expiry group's markets, or None if a spot file vanished while we looked."""
+    spot = [file_identity(p) for p in spot_paths]
+    if any(s is None for s in spot):
+        return None
+    ident = json.dumps({"settings": settings, "expiry": str(expiry), "days": days, "spot": spot,
+                        "grid": GRID_VERSION, "format": MARKET_FORMAT}, sort_keys=True, default=str)
+    return hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+
+def encode_group(markets: list, health: Health, consulted: list, files: int) -> bytes:
+    """Markets of one group, the health of building them and the series they were built from, as bytes."""
+    blobs: list[bytes] = []
+    offset = 0
+
+    def put(values: np.ndarray, dtype) -> list[int]:
+        nonlocal offset
+        data = np.ascontiguousarray(values, dtype=dtype).tobytes()
+        at = offset
+        blobs.append(data)
+        offset += len(data)  # every array is of 8-byte items, so each stays aligned
+        return [at, len(values)]
+
+    days = []
+    for market in markets:
+        cands: list[Candidate] = []
+        index: dict[int, int] = {}
+        windows = []
+        for w in market.windows:
+            refs = []
+            for c in w.candidates:
+                if id(c) not in index:
+                    index[id(c)] = len(cands)
+                    cands.append(c)
+                refs.append(index[id(c)])
+            windows.append([w.anchor_sec, w.start, w.end, w.hour_open, w.atm, refs])
+        days.append({"day": market.day, "expiry": str(market.expiry), "open_sec": market.open_sec,
+                     "spot": put(market.spot, np.float64), "windows": windows,
+                     "candidates": [[c.opt_type, c.strike, put(c.series.volume_bars, np.int64),
+                                     put(c.series.volume_cum, np.float64), put(c.series.price_bars, np.int64),
+                                     put(c.series.prices, np.float64)] for c in cands]})
+    kept = {k: int(n) for k, n in health.counts.items() if k not in CACHE_KINDS and n}
+    messages = {k: list(v) for k, v in health.messages.items() if k not in CACHE_KINDS}
+    header = json.dumps({"days": days, "health": {"counts": kept, "messages": messages},
+                         "consulted": consulted, "files": files}).encode()
+    header += b" " * (-(len(MAGIC) + 8 + len(header)) % 8)
+    return b"".join([MAGIC, np.uint64(len(header)).tobytes(), header, *blobs])
+
+
+def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
+    """Inverse of encode_group: (markets, health, consulted series, tick files used); ValueError if foreign.
+
+    The arrays are views of ``data`` (no copy); ``data`` should be writable (numba compiles read-only
+    arrays apart)."""
+    from .markets import DayMarket, Window
+
+    if bytes(data[:len(MAGIC)]) != MAGIC:
+        raise ValueError("not a market cache entry")
+    hlen = int(np.frombuffer(data, np.uint64, 1, len(MAGIC))[0])
+    start = len(MAGIC) + 8
+    if start + hlen > len(data):
+        raise ValueError("truncated market cache entry")
+    meta = json.loads(bytes(data[start:start + hlen]))
+    base = start + hlen
+
+    def get(ref: list[int], dtype) -> np.ndarray:
+        at, n = ref
+        if base + at + 8 * n > len(data):
+            raise ValueError("truncated market cache entry")
+        return np.frombuffer(data, dtype, n, base + at)
+
+    import datetime as dt
+
+    markets = []
+    for d in meta["days"]:
+        cands = [Candidate(t, int(strike), SparseSeries(get(vb, np.int64), get(vc, np.float64), get(pb, np.int64),
+                                                        get(pr, np.float64)))
+                 for t, strike, vb, vc, pb, pr in d["candidates"]]
+        windows = tuple(Window(int(a), int(s), int(e), float(h), int(atm), tuple(cands[i] for i in refs))
+                        for a, s, e, h, atm, refs in d["windows"])
+        markets.append(DayMarket(int(d["day"]), dt.date.fromisoformat(d["expiry"]), int(d["open_sec"]),
+                                 get(d["spot"], np.float64), windows))
+    health = Health()
+    health.counts.update({k: int(n) for k, n in meta["health"]["counts"].items()})
+    health.messages.update({k: list(v) for k, v in meta["health"]["messages"].items()})
+    return markets, health, meta["consulted"], int(meta["files"])
+
+
+class MarketCache:
+    """Reads and writes built markets of expiry groups under ``cache_dir``/markets."""
+
+    def __init__(self, tick_cache, warn: Callable[[str, str], None]):
+        self.folder = Path(tick_cache.cache_dir) / "markets"
+        self.tick_cache = tick_cache  # shares its ``writable``: one folder, one warning when it cannot be written
+        self.warn = warn  # (health kind, message)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.mkt"
+
+    def load(self, key: str, series_now: dict) -> tuple[list, Health] | None:
+        """(markets, health) of an entry whose series files are unchanged (``series_now``: the expiry's
+        (opt_type, strike) -> path as found now); None when there is no usable entry."""
+        target = self._path(key)
+        try:
+            buffer = read_into_buffer(target)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn("cache_rebuilt", f"market cache entry {target} could not be read ({exc}); rebuilt it")
+            return None
+        try:
+            markets, health, consulted, files = decode_group(unseal_view(buffer))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            self.warn("cache_rebuilt", f"market cache entry {target} was unusable ({exc}); rebuilt it")
+            return None
+        for opt_type, strike, ident in consulted:
+            path = series_now.get((opt_type, int(strike)))
+            if (None if path is None else file_identity(path)) != ident:
+                return None  # a series file was added, replaced or removed since: build again
+        health.add("cache_hits", files)
+        return markets, health
+
+    def store(self, key: str, markets: list, health: Health, consulted: list, files: int) -> None:
+        """Write one group's entry; the first failure turns writing off for this run, with one warning."""
+        if not self.tick_cache.writable:
+            return
+        data = seal(encode_group(markets, health, consulted, files))
+        try:
+            atomic_write_bytes(self._path(key), lambda fh: fh.write(data))
+        except OSError as exc:
+            self.tick_cache.writable = False
+            self.warn("cache_unwritable", f"the cache {self.folder} cannot be written ({exc.strerror or exc}); "
+                      f"this run goes on without caching (free space or fix the folder's permissions, or set "
+                      f"cache_dir=null)")
