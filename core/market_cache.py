@@ -32,7 +32,7 @@ from .health import Health
 from .signal import Candidate
 
 MAGIC = b"ATMBMKT1"
-MARKET_FORMAT = 1  # part of every key: entries of older formats are simply not found
+MARKET_FORMAT = 2  # part of every key: entries of older formats are simply not found
 # Kinds that describe this run's use of the caches, not the data: never stored in an entry.
 CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
 
@@ -61,13 +61,16 @@ def encode_group(markets: list, health: Health, consulted: list, files: int) -> 
     blobs: list[bytes] = []
     offset = 0
 
-    def put(values: np.ndarray, dtype) -> list[int]:
+    def put(values: np.ndarray, dtype) -> list:
         nonlocal offset
         data = np.ascontiguousarray(values, dtype=dtype).tobytes()
         at = offset
-        blobs.append(data)
-        offset += len(data)  # every array is of 8-byte items, so each stays aligned
-        return [at, len(values)]
+        blobs.append(data + b"\0" * (-len(data) % 8))  # every array starts 8-byte aligned
+        offset += len(data) + (-len(data) % 8)
+        return [at, len(values), np.dtype(dtype).str]
+
+    def put_bars(bars: np.ndarray) -> list:
+        return put(bars, np.uint16 if not len(bars) or int(bars[-1]) < 2 ** 16 else np.int64)  # bars ascend
 
     days = []
     for market in markets:
@@ -84,8 +87,11 @@ def encode_group(markets: list, health: Health, consulted: list, files: int) -> 
             windows.append([w.anchor_sec, w.start, w.end, w.hour_open, w.atm, refs])
         days.append({"day": market.day, "expiry": str(market.expiry), "open_sec": market.open_sec,
                      "spot": put(market.spot, np.float64), "windows": windows,
-                     "candidates": [[c.opt_type, c.strike, put(c.series.volume_bars, np.int64),
-                                     put(c.series.volume_cum, np.float64), put(c.series.price_bars, np.int64),
+                     "candidates": [[c.opt_type, c.strike, put_bars(c.series.volume_bars),
+                                     put(c.series.volume_cum, np.float64),
+                                     # usually every bar with ticks also sets a price: stored once
+                                     None if np.array_equal(c.series.price_bars, c.series.volume_bars)
+                                     else put_bars(c.series.price_bars),
                                      put(c.series.prices, np.float64)] for c in cands]})
     kept = {k: int(n) for k, n in health.counts.items() if k not in CACHE_KINDS and n}
     messages = {k: list(v) for k, v in health.messages.items() if k not in CACHE_KINDS}
@@ -111,23 +117,27 @@ def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
     meta = json.loads(bytes(data[start:start + hlen]))
     base = start + hlen
 
-    def get(ref: list[int], dtype) -> np.ndarray:
-        at, n = ref
-        if base + at + 8 * n > len(data):
+    def get(ref: list) -> np.ndarray:
+        at, n, dtype = ref
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "uif" or base + at + dtype.itemsize * n > len(data):
             raise ValueError("truncated market cache entry")
-        return np.frombuffer(data, dtype, n, base + at)
+        values = np.frombuffer(data, dtype, n, base + at)
+        return values if dtype.itemsize == 8 else values.astype(np.int64)  # the kernel searches int64 bars
 
     import datetime as dt
 
     markets = []
     for d in meta["days"]:
-        cands = [Candidate(t, int(strike), SparseSeries(get(vb, np.int64), get(vc, np.float64), get(pb, np.int64),
-                                                        get(pr, np.float64)))
-                 for t, strike, vb, vc, pb, pr in d["candidates"]]
+        cands = []
+        for opt_type, strike, volume_bars, volume_cum, price_bars, prices in d["candidates"]:
+            bars = get(volume_bars)
+            cands.append(Candidate(opt_type, int(strike), SparseSeries(
+                bars, get(volume_cum), bars if price_bars is None else get(price_bars), get(prices))))
         windows = tuple(Window(int(a), int(s), int(e), float(h), int(atm), tuple(cands[i] for i in refs))
                         for a, s, e, h, atm, refs in d["windows"])
         markets.append(DayMarket(int(d["day"]), dt.date.fromisoformat(d["expiry"]), int(d["open_sec"]),
-                                 get(d["spot"], np.float64), windows))
+                                 get(d["spot"]), windows))
     health = Health()
     health.counts.update({k: int(n) for k, n in meta["health"]["counts"].items()})
     health.messages.update({k: list(v) for k, v in meta["health"]["messages"].items()})
