@@ -147,6 +147,9 @@ class _InspectedDays:
         self.markets = {d: m for d, m in self.markets.items() if d in wanted}
 
 
+DAYS_PER_PASS = 16  # days of markets per pass of the kernel in a single run: one trade table per pass, not per day
+
+
 def run_backtest(config, base_dir: str | Path | None = None,
                  progress: Callable[[int, int], None] | None = None, inspect: Iterable[int] = ()) -> BacktestResult:
     """Run one backtest. ``config``: a dict or OmegaConf with the keys of strategy.md §9 (or a RunConfig);
@@ -157,10 +160,25 @@ def run_backtest(config, base_dir: str | Path | None = None,
     health = Health()
     load_loops_in_background()  # numba's start overlaps the reading of the first markets
     inspected = _InspectedDays(inspect)
-    parts = []
+    parts: list[pa.Table] = []
+    batch: list[DayMarket] = []
+
+    def evaluate_batch() -> None:
+        ((trades, batch_health),) = evaluate_markets_batch(batch, [cfg.strategy], cfg.symbol, _black_scholes_delta)
+        health.merge(batch_health)
+        parts.append(trades)
+        days = trades.column("trade_date").to_numpy(zero_copy_only=False).astype("datetime64[D]").astype(np.int64)
+        for market in batch:  # trades come in the order of the markets
+            lo, hi = np.searchsorted(days, market.day, "left"), np.searchsorted(days, market.day, "right")
+            inspected.see(market, trades.slice(int(lo), int(hi - lo)))
+        batch.clear()
+
     for market in iter_day_markets(cfg, health, progress=progress):
-        parts.append(evaluate_day(market, cfg.strategy, cfg.symbol, health))
-        inspected.see(market, parts[-1])
+        batch.append(market)
+        if len(batch) == DAYS_PER_PASS:
+            evaluate_batch()
+    if batch:
+        evaluate_batch()
     result = results_from_trades(parts, health, cfg, time.perf_counter() - started)
     result.markets = inspected.markets
     return result

@@ -24,7 +24,6 @@ import numpy as np
 
 from .config import Strategy, clock_label
 from .exits import OPTION_FLOOR
-from .signal import burst_and_baseline
 
 REASONS = ("stop", "trail", "target", "time")
 EPOCH = dt.date(1970, 1, 1)
@@ -48,6 +47,7 @@ def load_loops_in_background():
         one = np.zeros((1, 1))
         loops.first_signals(one, one, np.zeros(1), np.zeros((1, 1), np.bool_), np.zeros(1, np.int64), one, one,
                             np.zeros(1, np.int64), np.ones(1), np.zeros(1), np.zeros(1, np.bool_), 1.0, 1.0)
+        loops.window_sums(np.zeros(1, np.int64), np.zeros(2), 1, 2, 1, 1, one[0], one[0])
         loops.scan_exits(np.zeros(2), np.zeros(2), 1.0, np.ones(1, np.int64), np.zeros(1), np.zeros(1), np.zeros(1),
                          np.zeros(1))
 
@@ -118,8 +118,10 @@ def _segment_signals(spot, window, family: Strategy, start: int, stop: int, clas
     n_cands = len(window.candidates)
     burst = np.empty((n_cands, len(bars)))
     base_sum = np.empty((n_cands, len(bars)))
+    loops = _loops()
     for k, cand in enumerate(window.candidates):
-        burst[k], base_sum[k] = burst_and_baseline(cand.series, bars, burst_secs, avg_secs)
+        loops.window_sums(cand.series.volume_bars, cand.series.volume_cum, start, stop, burst_secs, avg_secs,
+                          burst[k], base_sum[k])
     trend = spot[start:stop] - window.hour_open
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(base_sum > 0, (burst * avg_secs) / (base_sum * burst_secs), -np.inf)
@@ -131,7 +133,7 @@ def _segment_signals(spot, window, family: Strategy, start: int, stop: int, clas
         else:
             best_ratio[c] = ratio.max(axis=0)
     running_max = np.maximum.accumulate(best_ratio, axis=1)
-    found_bar, found_cand = _loops().first_signals(
+    found_bar, found_cand = loops.first_signals(
         burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of, multipliers, min_volumes,
         filters, float(avg_secs), float(burst_secs))
     return found_bar, found_cand, bars, burst, base_sum

@@ -12,6 +12,27 @@ PREFILTER = 1.0 - 1e-9  # a bar can only hold an exact hit where its ratio excee
 
 
 @njit(cache=True)
+def window_sums(volume_bars, volume_cum, start, stop, burst_secs, avg_secs, burst, base_sum):  # pragma: no cover
+    """B(s) and S(s) of one sparse series for the bars s in [start, stop) (start >= burst + avg - 1), into
+    ``burst`` and ``base_sum``: the same entries of ``volume_cum`` as core.signal.burst_and_baseline,
+    located by walking the tick bars once instead of searching them."""
+    n_ticks = len(volume_bars)
+    up = np.searchsorted(volume_bars, start + 1)  # tick bars < s + 1
+    mid = np.searchsorted(volume_bars, start + 1 - burst_secs)  # < s + 1 - burst
+    low = np.searchsorted(volume_bars, start + 1 - burst_secs - avg_secs)  # < s + 1 - burst - avg
+    for i in range(stop - start):
+        s = start + i
+        while up < n_ticks and volume_bars[up] < s + 1:
+            up += 1
+        while mid < n_ticks and volume_bars[mid] < s + 1 - burst_secs:
+            mid += 1
+        while low < n_ticks and volume_bars[low] < s + 1 - burst_secs - avg_secs:
+            low += 1
+        burst[i] = volume_cum[up] - volume_cum[mid]
+        base_sum[i] = volume_cum[mid] - volume_cum[low]
+
+
+@njit(cache=True)
 def first_signals(burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of, multipliers,
                    min_volumes, filters, avg_secs, burst_secs):  # pragma: no cover - compiled
     """Per strategy: (index of the first bar with a qualifying burst or -1, chosen candidate)."""
