@@ -82,10 +82,15 @@ def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
     done = threading.Event()
 
     def sample():
+        # Reading smaps_rollup walks each process's page tables: with Ray's object store mapped in every
+        # worker one sample costs tens of milliseconds of CPU, which on two cores slows what is measured.
+        # The pause is ten times the sample's own cost (at least 0.1 s), so sampling stays under a tenth
+        # of a core.
         while not done.is_set():
+            t0 = time.perf_counter()
             rss, pss = tree_memory_kb(proc.pid)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
-            done.wait(0.05)
+            done.wait(max(0.1, 10 * (time.perf_counter() - t0)))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()

@@ -92,13 +92,21 @@ def test_engine_equals_plain_loop_reference(seed, c):
                      "trail_activate_pct": c["trail"][1], "max_hold_secs": c["max_hold"]},
             "pnl_mode": c["pnl_mode"],
         })
-        got = run_backtest(cfg).trades
+        plain = run_backtest(cfg)
+        got = plain.trades
+        cached = {**cfg, "cache_dir": str(root / "cache")}
+        cold, warm = run_backtest(cached), run_backtest(cached)  # warm: markets decoded from the market cache
+        assert warm.health["info"]["files_read"] == 0
         ref_cfg = {**cfg, "delta": {"ATM": 0.5, "NEAR": 0.4}}
         expected = reference_trades(ref_cfg)
     assert len(got) == len(expected)
     for row, exp in zip(got.to_dict("records"), expected):
         for col in SPEC:
             assert row[col] == exp[col], (col, row[col], exp[col])
+    for run in (cold, warm):
+        pd.testing.assert_frame_equal(run.trades, got)
+        assert run.health["problems"] == plain.health["problems"]
+        assert run.health["messages"] == plain.health["messages"]
 
 
 def test_reference_sees_trades():
