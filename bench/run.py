@@ -379,11 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.data3 and (Path(args.data3) / "packed/SYNTHETIC.json").is_file():
         data3, cache3 = Path(args.data3), work / "cache3"
         measure(single_run(engine_cfg(data3, args.start, args.end3, cache3)), ROOT)  # fills its cache
-        warm3 = measure(single_run(engine_cfg(data3, args.start, args.end3, cache3)), ROOT)
-        warm1 = json.loads(warm["stdout"].strip().splitlines()[-1])["engine_wall"]
-        engine3 = json.loads(warm3["stdout"].strip().splitlines()[-1])["engine_wall"]
-        rows.append(("single run, warm, 3 years vs 1 year (in-process)", f"{engine3:.2f} s vs {warm1:.2f} s",
-                     f"{engine3 / warm1:.2f}x (linear: 3x)", f"{warm3['peak_mb']:.0f} vs {warm['peak_mb']:.0f} MB"))
+        os.sync()  # measured like the one-year line: after the cache writes, the better of two runs
+        warm3 = min((measure(single_run(engine_cfg(data3, args.start, args.end3, cache3)), ROOT) for _ in range(2)),
+                    key=lambda r: r["wall"])
+        one, three = (json.loads(r["stdout"].strip().splitlines()[-1]) for r in (warm, warm3))
+        rows.append(("single run, warm, 3 years vs 1 year (in-process; first run of a process, and again)",
+                     f"{three['engine_wall']:.2f} s vs {one['engine_wall']:.2f} s (again: {three['again']:.2f} s vs "
+                     f"{one['again']:.2f} s)", f"{three['engine_wall'] / one['engine_wall']:.2f}x, again "
+                     f"{three['again'] / one['again']:.2f}x (linear: 3x)",
+                     f"{warm3['peak_mb']:.0f} vs {warm['peak_mb']:.0f} MB"))
         sweep3 = measure(sweep_cmd(data3, args.start, args.end3, cache3, work / "sweep3y",
                                    grids[36] + [f"tracking.uri=sqlite:///{work / 'mlflow3y.db'}",
                                                 f"tracking.artifacts={work / 'mlartifacts3y'}"]), ROOT)
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{sweep3['wall']:.1f} s vs {sweeps[36]['wall']:.1f} s",
                      f"{sweep3['wall'] / sweeps[36]['wall']:.2f}x (linear: 3x)",
                      f"{sweep3['peak_mb']:.0f} vs {sweeps[36]['peak_mb']:.0f} MB"))
-        log("3 years", engine3, sweep3["wall"])
+        log("3 years", three, sweep3["wall"])
 
     month = measure(single_run(engine_cfg(data, args.start, args.month_end, cache)), ROOT)
     year = warm

@@ -72,14 +72,24 @@ def cache_key(path: str, kind: str, naive_timezone: str) -> str | None:
     return hashlib.sha256(ident.encode()).hexdigest()[:40]
 
 
+_FOLDERS_MADE: set[str] = set()
+
+
 def atomic_write_bytes(target: Path, write: Callable) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``target``, then rename it into place.
 
     The file gets the mode the umask allows (as ``open`` would give), not mkstemp's 0600.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    folder = str(target.parent)
+    if folder not in _FOLDERS_MADE:  # a tick file's entries share one folder: made once per process
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _FOLDERS_MADE.add(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except FileNotFoundError:  # the folder was removed since (a cache cleared while a run goes on)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -46,11 +46,20 @@ def init_ray(job: Job):
         modules = [str(Path(core.__file__).parent), str(Path(sweep.__file__).parent)]
         ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
     else:
-        pythonpath = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
-        # address="local": always a private Ray of this process, never a cluster that happens to run on
-        # this machine (Ray would otherwise join the one named in its address file).
-        ray.init(address="local", num_cpus=job.setting("ray", "num_cpus"),
-                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **kwargs)
+        # This checkout on the workers' import path through the environment they inherit from the raylet,
+        # not a runtime_env: a job with one does not use the workers Ray prestarts and waits for new ones
+        # (measured: first tasks 2.1-2.5 s instead of 0.9-1.1 s).
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), before] if p)
+        try:
+            # address="local": always a private Ray of this process, never a cluster that happens to run
+            # on this machine (Ray would otherwise join the one named in its address file).
+            ray.init(address="local", num_cpus=job.setting("ray", "num_cpus"), **kwargs)
+        finally:
+            if before is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = before
     return ray, True
 
 
