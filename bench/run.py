@@ -186,9 +186,10 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **Machine.** This 2-core machine ran the raw-read floor in 1.76 s on 2026-11-24 and between 2.96 s
-  and 4.27 s on 2026-11-25 for the same files: absolute times vary by 2x between runs. Ratios to the
-  floor and to other lines are measured in the same run and are the figures to compare.
+* **Machine.** This 2-core machine ran the raw-read floor in 1.76 s on 2026-11-24 and between 2.87 s
+  and 4.27 s on 2026-11-25 for the same files: absolute times vary by 2x between runs, and lines vary
+  between runs of the bench on the same commit (the 1,000-combination sweep 69-81 s, the 36 20.7-21.4 s
+  in the last two). Ratios to the floor and to other lines are measured in the same run.
 * **Warm run vs floor (target 0.25x).** A warm run reads the market cache (core/market_cache.py): one
   file per expiry group (57 for this year) holding the built markets and the health of building them,
   instead of 1,997 indexes and 3,781 per-second entries rebuilt into markets (4.06 s = 0.95x at the
@@ -200,7 +201,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
 * **Cold run vs floor (target 1.5x).** Measured per 400 option files (3.2 M rows), single thread:
   parquet read 1.36 s (the floor's work), normalisation to IST in time order 0.59 s, per-day
   de-duplication and aggregation to seconds 1.12 s, entry encoding 0.29 s, cache writes (temp file +
-  rename per entry) 1.19 s; a cold run now also writes the market cache (about 330 MB a year).
+  rename per entry) 1.19 s, a third of which was making the entry's folder before every write (now
+  once per process); a cold run now also writes the market cache (about 330 MB a year).
   Everything beyond the read is what stands above the floor; closing the gap needs normalisation and
   aggregation fused into one compiled pass per file and one per-second cache file per tick file
   instead of one per (file, day). Not done.
@@ -213,9 +215,15 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   overlaps the computation. The marginal cost per combination end to end is the batch kernel (the
   `batch kernel` line, within target), finishing each combination where it ran (costs, daily summary,
   statistics, breakdowns, parquet bytes: the `finishing` line, pandas/pyarrow overhead), and MLflow's
-  SQLAlchemy store, about 40-60 ms of CPU per child run with its artifacts, all sharing two cores. On a
-  workstation with more cores every part but the driver's publishing scales with the cores.
-* **Years 1 vs 3.** Both grow less than 3x because the fixed costs above are paid once.
+  SQLAlchemy store, 63-79 ms of CPU per child run (measured: create the run, five artifacts, one
+  log_batch of 40 params, 43 metrics and the completion tag, terminate), all sharing two cores: about
+  105 ms of CPU per combination, which two cores cannot do a thousand times in 60 s beside the fixed
+  part. On a workstation with more cores every part but the driver's publishing scales with the cores.
+  Ray's workers now get this checkout's path from their environment, not a runtime_env, so the sweep
+  uses the workers Ray prestarts (a runtime_env made it wait for new ones: about 1.2 s a sweep).
+* **Years 1 vs 3.** A warm single run grows a little more than 3x: the synthetic 2024-2025 hold more
+  files per day than 2023 (5,227 tick files behind the three years' markets against 1,997 for one). A
+  sweep grows less than 3x because the fixed costs above are paid once.
 * **Peak memory (target 3 GB for the 1,000 sweep).** Summed resident memory counts a shared page
   once per process that maps it (Ray's object store in every worker and the raylet), so it overstates
   what the sweep uses; the table gives the proportional set size (PSS), which splits shared pages
@@ -224,11 +232,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   there is: Ray's own processes (GCS, raylet, one worker per CPU, each importing pandas, pyarrow and
   numba: about 1.2 GB before any data), the logging processes (one per core, each importing mlflow),
   the driver, and the year's market in the object store.
-* **Ray 1 vs 2 workers (target 1.7x, tasks only).** Single runs of this line varied from 1.06x to
-  1.77x on this machine on the same commit family, so it is now the better of two runs for each
-  worker count. On a cold year both workers also write the per-second and market caches at once, so
-  the disk sets part of the pace, and the one batch task that evaluates the year runs after the
-  builds on one worker.
+* **Ray 1 vs 2 workers (target 1.7x, tasks only).** Until this commit the bench's own memory sampler
+  read every Ray process's smaps_rollup every 50 ms, which on two cores took CPU from the two workers
+  (1.01x-1.19x measured that way); with the sampler at a tenth of a core, four runs of the bench on
+  2026-11-25 gave 1.54x-1.79x (and 1.62x-2.16x by hand). On a cold year both workers write the
+  per-second and market caches at once (file creation is about 0.5 ms a file on this disk), and the
+  one batch task that evaluates the year runs after the builds on one worker.
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
