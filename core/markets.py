@@ -206,6 +206,7 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
     """
     loader = _FileLoader(cfg, health, threads)
     spot = _Spot(cfg, loader)
+    spot_transient = loader.transient
     expiries = _expiry_dates(cfg, health)
     first, last = day_number(cfg.start), day_number(cfg.end)
     spot_days = [d for d in spot.days() if first <= d <= last]
@@ -236,7 +237,9 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
                 yield from markets
                 continue
         group_health = Health()
-        loader.health, loader.transient = group_health, 0
+        # a passing read error of an undated spot file (read for every group, up front) keeps every group
+        # out of the market cache, like one met while building this group
+        loader.health, loader.transient = group_health, spot_transient
         markets, consulted = _build_group(cfg, group_health, loader, spot, expiry, days, series_now)
         loader.health = health
         health.merge(group_health)

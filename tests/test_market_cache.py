@@ -151,3 +151,25 @@ def test_entry_round_trip_keeps_arrays_writable(case):
                     assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
     with pytest.raises(ValueError):
         decode_group(memoryview(bytearray(data[:len(data) // 2])))
+
+
+def test_a_transient_error_on_an_undated_spot_file_keeps_every_group_out(case, monkeypatch):
+    from core.ticks import TickFileError
+
+    dated = next((case / "spot").rglob("*.parquet"))
+    undated = case / "spot" / "BANKNIFTY" / "all_days.parquet"  # no date= in the path: read up front
+    undated.write_bytes(dated.read_bytes())  # the same ticks again, merged into the day's spot
+    real = cache_mod.TickCache.load
+
+    def flaky(self, path, kind, *args, **kwargs):
+        if path == str(undated):
+            raise TickFileError("bad_file", f"{path}: I/O error", transient=True)
+        return real(self, path, kind, *args, **kwargs)
+
+    monkeypatch.setattr(cache_mod.TickCache, "load", flaky)
+    first = run_backtest(cfg(case))
+    # the day is traded on the dated file alone, but its markets are not kept: the next run reads both
+    assert first.health["problems"]["bad_file"] == 2 and len(first.trades) == 1 and entries(case) == []
+    monkeypatch.undo()
+    second = run_backtest(cfg(case))
+    assert second.health["problems"]["bad_file"] == 1 and len(entries(case)) == 1
