@@ -32,7 +32,10 @@ from .health import Health
 from .signal import Candidate
 
 MAGIC = b"ATMBMKT1"
-MARKET_FORMAT = 2  # part of every key: entries of older formats are simply not found
+# Part of every key: entries of older formats are simply not found. Bump it with any change to what
+# core.markets builds from the per-second data (windows, ATM, candidates, health counted while building),
+# or warm runs would keep serving markets built by the old code.
+MARKET_FORMAT = 2
 # Kinds that describe this run's use of the caches, not the data: never stored in an entry.
 CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
 
