@@ -5,20 +5,23 @@
 
 Makes (or reuses) a year of synthetic BANKNIFTY at real density (three years for the scaling in
 years are used when present: python -m core.synth --start 2023-01-02 --end 2025-12-31 --seed 7
---out bench/data/years3), then measures, each in its own process with its peak memory (sum of
-resident memory over the process tree, sampled every 50 ms; shared pages, e.g. Ray's object
-store, are counted once per process that maps them):
+--out bench/data/years3), then measures, each in its own process with its peak memory over the
+process tree (summed resident memory, which counts a shared page such as Ray's object store once per
+process that maps it, and PSS, which splits it; sampled with pauses of ten times a sample's own cost,
+at least 0.1 s, so the sampler stays under a tenth of a core):
 
 * the raw-read floor: reading just the needed columns of just the tick files a run touches;
 * a single run cold (empty cache) and warm (cache present), as ratios to the floor: in-process
-  time of ``run_backtest``, with interpreter start and imports reported separately;
+  time of ``run_backtest``, with interpreter start and imports reported separately, and the warm
+  run once more in the same process (numba and first-use imports already loaded);
 * sweeps of 1, 36, 216 and 1,000 combinations (multiplier x target x stop) over the year, warm,
   end to end from the shell (Hydra, Ray start-up, every combination an MLflow child run with its
   artifacts): wall time, marginal milliseconds per added combination, peak memory;
 * the batch kernel alone: CPU per added combination per symbol-year (one strategy vs 216 on the
   same built markets), evaluation and finishing (costs, summary, statistics, file bytes);
 * one year against three years (warm single run and 36-combination sweep): linear or not;
-* Ray with 1 worker against 2 workers on a cold single-combination year (tasks only).
+* Ray with 1 worker against 2 workers on a cold single-combination year (tasks only, the better of
+  two runs each).
 
 The OS page cache is warm for every measurement (the files are read once before timing), so
 the floor and the runs compare compute, not disk. Writes bench/RESULTS.md.
