@@ -11,6 +11,7 @@ import copy
 import datetime as dt
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +111,9 @@ def to_plain(config: Any) -> dict:
     """A plain nested dict from a dict or an OmegaConf object (interpolations resolved)."""
     if config is None:
         return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(config, DictConfig):
-            return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
-        pass
+    omegaconf = sys.modules.get("omegaconf")  # an OmegaConf object exists only once omegaconf is imported
+    if omegaconf is not None and isinstance(config, omegaconf.DictConfig):  # (a plain dict need not import it)
+        return omegaconf.OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
     if not isinstance(config, Mapping):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
     return {k: (to_plain(v) if isinstance(v, Mapping) else copy.deepcopy(v)) for k, v in config.items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 from core import RunConfig
 from core.engine import build_markets, evaluate_markets, results_from_trades
 from core.health import Health
+from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
 from sweep.progress import Progress
 from sweep.plan import Job, family_order, market_key, date_chunks
@@ -63,7 +64,15 @@ def init_ray(job: Job):
     return ray, True
 
 
+_LOOPS_LOADING = None  # this worker's thread loading the compiled loops, once per process
+
+
 def _build_chunk(cfg: RunConfig):
+    global _LOOPS_LOADING
+    if _LOOPS_LOADING is None:
+        # numba's start (about 0.4 s) overlaps building, instead of following it in the batch task
+        # that evaluates the built markets (on a cold sweep the last step, run on one worker alone)
+        _LOOPS_LOADING = load_loops_in_background()
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
