@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write_bytes, read_into_buffer, seal, unseal_view
+from .cache import atomic_write_bytes, read_into_buffer, seal_parts, unseal_view
 from .grid import GRID_VERSION, SparseSeries
 from .health import Health
 from .signal import Candidate
@@ -61,15 +61,23 @@ def group_key(settings: dict, expiry, days: list[int], spot_paths: list[str]) ->
 
 def encode_group(markets: list, health: Health, consulted: list, files: int) -> bytes:
     """Markets of one group, the health of building them and the series they were built from, as bytes."""
-    blobs: list[bytes] = []
+    return b"".join(group_parts(markets, health, consulted, files))
+
+
+def group_parts(markets: list, health: Health, consulted: list, files: int) -> list:
+    """The bytes of encode_group as a list of parts (the arrays' own memory, not copies)."""
+    blobs: list = []
     offset = 0
 
     def put(values: np.ndarray, dtype) -> list:
         nonlocal offset
-        data = np.ascontiguousarray(values, dtype=dtype).tobytes()
+        data = memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
         at = offset
-        blobs.append(data + b"\0" * (-len(data) % 8))  # every array starts 8-byte aligned
-        offset += len(data) + (-len(data) % 8)
+        blobs.append(data)
+        pad = -len(data) % 8  # every array starts 8-byte aligned
+        if pad:
+            blobs.append(b"\0" * pad)
+        offset += len(data) + pad
         return [at, len(values), np.dtype(dtype).str]
 
     def put_bars(bars: np.ndarray) -> list:
@@ -101,7 +109,7 @@ def encode_group(markets: list, health: Health, consulted: list, files: int) -> 
     header = json.dumps({"days": days, "health": {"counts": kept, "messages": messages},
                          "consulted": consulted, "files": files}).encode()
     header += b" " * (-(len(MAGIC) + 8 + len(header)) % 8)
-    return b"".join([MAGIC, np.uint64(len(header)).tobytes(), header, *blobs])
+    return [MAGIC, np.uint64(len(header)).tobytes(), header, *blobs]
 
 
 def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
@@ -185,9 +193,9 @@ class MarketCache:
         """Write one group's entry; the first failure turns writing off for this run, with one warning."""
         if not self.tick_cache.writable:
             return
-        data = seal(encode_group(markets, health, consulted, files))
+        sealed = seal_parts(group_parts(markets, health, consulted, files))
         try:
-            atomic_write_bytes(self._path(key), lambda fh: fh.write(data))
+            atomic_write_bytes(self._path(key), lambda fh: fh.writelines(sealed))
         except OSError as exc:
             self.tick_cache.writable = False
             self.warn("cache_unwritable", f"the cache {self.folder} cannot be written ({exc.strerror or exc}); "

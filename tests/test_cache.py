@@ -59,7 +59,7 @@ def test_unreadable_entry_is_rebuilt_with_a_warning(case):
     cold = run_backtest(cfg(case))
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
     key = cache_key(path, "option", "Asia/Kolkata")
-    (target,) = (case / "cache" / key[:2] / key).glob("*.sec")
+    target = case / "cache" / key[:2] / f"{key}.sec"  # one cache file per tick file version
     target.write_bytes(target.read_bytes()[:100])  # truncated
     markets = case / "cache" / "markets"  # built markets (core.market_cache) would spare reading the entry
     shutil.rmtree(markets)
@@ -84,8 +84,8 @@ def test_concurrent_builders_leave_a_valid_entry(case):
     with mp.get_context("spawn").Pool(4) as pool:
         sums = pool.map(_build, [(path, cache_dir)] * 8)
     assert len(set(sums)) == 1
-    entries = sorted(p.name for p in cache_dir.rglob("*") if p.is_file())
-    assert len(entries) == 2 and entries[1] == "index"  # one day entry + index, no temp files left
+    entries = [p.name for p in cache_dir.rglob("*") if p.is_file()]
+    assert entries == [f"{cache_key(path, 'option', 'Asia/Kolkata')}.sec"]  # one file, no temp files left
     _, got, hit = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
     assert hit and float(sum(s.volume.sum() for s in got.values())) == sums[0]
 
@@ -115,3 +115,30 @@ def test_only_missing_days_are_built(case):
     assert list(got) == [19905] and not hit
     _, got, hit = cache.load(path, "option", [19905, 19000])
     assert list(got) == [19905] and hit
+
+
+def test_a_tick_file_has_one_cache_file_that_keeps_every_day_built(tmp_path):
+    """A later run that needs another day of the same tick file reads it again and writes one file holding
+    the days built before and the new one; a run needing any of them is then served from it alone."""
+    import numpy as np
+
+    from tests.builders import ist, write_option
+
+    stamps = [ist("2024-07-01", "09:20:00"), ist("2024-07-01", "09:20:00.5"), ist("2024-07-02", "10:00:00")]
+    path = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47000, stamps, [10.0, 10.5, 12.0], [3, 4, 5]))
+    cache = TickCache(tmp_path / "cache", "Asia/Kolkata")
+    index, got, hit = cache.load(path, "option", [19905])
+    assert index.days == {19905, 19906} and list(got) == [19905] and not hit
+    index, got, hit = cache.load(path, "option", [19906])
+    assert list(got) == [19906] and not hit
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [f"{cache_key(path, 'option', 'Asia/Kolkata')}.sec"]
+    _, both, hit = TickCache(tmp_path / "cache", "Asia/Kolkata").load(path, "option", cache_only=True)
+    assert hit and sorted(both) == [19905, 19906]
+    _, direct, _ = TickCache(None, "Asia/Kolkata").load(path, "option")
+    for day in (19905, 19906):
+        for name in ("second", "volume", "ticks", "close"):
+            assert np.array_equal(getattr(both[day], name), getattr(direct[day], name), equal_nan=True), name
+        # an option's entry keeps the second of its price's tick, not the nanosecond (only spot files merge)
+        assert np.array_equal(both[day].close_ns // 10**9, direct[day].close_ns // 10**9)
+        assert both[day].counts == direct[day].counts
+    assert both[19905].volume.tolist() == [7.0] and both[19905].close.tolist() == [10.5]
