@@ -148,7 +148,6 @@ class _InspectedDays:
 
 
 DAYS_PER_PASS = 16  # days of markets per pass of the kernel in a single run: one trade table per pass, not per day
-DAYS_WHILE_LOADING = 64  # days a run may read ahead while the compiled loops are still loading
 
 
 def run_backtest(config, base_dir: str | Path | None = None,
@@ -159,7 +158,7 @@ def run_backtest(config, base_dir: str | Path | None = None,
     started = time.perf_counter()
     cfg = config if isinstance(config, RunConfig) else load_config(config, base_dir)
     health = Health()
-    loader = load_loops_in_background()  # numba's start overlaps the reading of the first markets
+    load_loops_in_background()  # numba's start overlaps the reading of the first markets
     inspected = _InspectedDays(inspect)
     parts: list[pa.Table] = []
     batch: list[DayMarket] = []
@@ -176,8 +175,7 @@ def run_backtest(config, base_dir: str | Path | None = None,
 
     for market in iter_day_markets(cfg, health, progress=progress):
         batch.append(market)
-        # while numba starts (once per process, on its thread) keep reading markets instead of waiting for it
-        if len(batch) >= (DAYS_PER_PASS if not loader.is_alive() else DAYS_WHILE_LOADING):
+        if len(batch) == DAYS_PER_PASS:
             evaluate_batch()
     if batch:
         evaluate_batch()

@@ -67,15 +67,14 @@ def test_the_batch_is_not_vacuous():
 
 
 def test_a_single_run_does_not_depend_on_how_many_days_share_a_kernel_pass(regression, monkeypatch):
-    """run_backtest evaluates DAYS_PER_PASS days per pass (more while numba is still loading): one day
-    per pass and every day in one pass give the same trades, health and summary."""
+    """run_backtest evaluates DAYS_PER_PASS days per pass: one day per pass and every day in one pass
+    give the same trades, health and summary."""
     import core.engine as engine
 
     cfg = regression.config()
     results = []
     for per_pass in (1, 64):
         monkeypatch.setattr(engine, "DAYS_PER_PASS", per_pass)
-        monkeypatch.setattr(engine, "DAYS_WHILE_LOADING", per_pass)
         results.append(engine.run_backtest(cfg))
     one_by_one, together = results
     assert one_by_one.trades_table.num_rows > 0
