@@ -189,41 +189,52 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **Machine.** This 2-core machine ran the raw-read floor in 1.76 s on 2026-11-24 and between 2.87 s
-  and 4.27 s on 2026-11-25 for the same files: absolute times vary by 2x between runs, and lines vary
-  between runs of the bench on the same commit (the 1,000-combination sweep 69-81 s, the 36 20.7-21.4 s
-  in the last two). Ratios to the floor and to other lines are measured in the same run.
+* **Machine.** This 2-core machine ran the raw-read floor in 1.76 s on 2026-11-24, between 2.87 s
+  and 4.27 s on 2026-11-25 and 1.76-1.93 s on 2026-12-01 for the same files: absolute times vary by
+  2x between days. The sweep targets were missed on 2026-11-25 and met on 2026-12-01 by the same
+  commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s), so they say as much
+  about the machine as about the code; ratios to the floor and to other lines are measured in the same
+  run and vary less.
 * **Warm run vs floor (target 0.25x).** A warm run reads the market cache (core/market_cache.py): one
-  file per expiry group (57 for this year) holding the built markets and the health of building them,
-  instead of 1,997 indexes and 3,781 per-second entries rebuilt into markets (4.06 s = 0.95x at the
-  start of 2026-11-25). Measured in-process after that: reading and checking 330 MB about 0.25 s,
-  decoding 0.1 s, the kernel about 0.6 s (signal sums in one compiled walk per series, 16 days per
-  pass). The first run in a process also loads numba's cached machine code (about 0.6 s, on a thread
-  that the market reading no longer hides) and first-use imports; the second run in the same process
-  (the `again` line: a notebook's next run, or a sweep worker) is within the target, the first is not.
-* **Cold run vs floor (target 1.5x).** Measured per 400 option files (3.2 M rows), single thread:
-  parquet read 1.36 s (the floor's work), normalisation to IST in time order 0.59 s, per-day
-  de-duplication and aggregation to seconds 1.12 s, entry encoding 0.29 s, cache writes (temp file +
-  rename per entry) 1.19 s, a third of which was making the entry's folder before every write (now
-  once per process); a cold run now also writes the market cache (about 330 MB a year).
-  Everything beyond the read is what stands above the floor; closing the gap needs normalisation and
-  aggregation fused into one compiled pass per file and one per-second cache file per tick file
-  instead of one per (file, day). Not done.
+  file per expiry group (57 for this year) holding the built markets and the health of building them.
+  The second run in a process (the `again` line: a notebook's next run, or a sweep worker) is within
+  the target: reading and checking 328 MB, decoding, and the kernel (signal sums in one compiled walk
+  per series, 16 days per pass). The first run also pays numba's one-time start: in a fresh process
+  the first call of any compiled function takes about 0.25 s (cProfile: numba setting up its typing
+  and lowering registries, about 200 modules; each further cached function then loads in about 2 ms;
+  numba's import, 0.17 s, is in the start-up column). That work holds the GIL, so the thread it runs on
+  overlaps little with reading the markets; letting the run read up to 64 days ahead while it loads
+  was tried on 2026-12-01 and made no difference over five runs each (0.66-0.72 s), so it was reverted.
+* **Cold run vs floor (target 1.5x).** Measured on the year in-process on 2026-12-01 (two file threads):
+  the same run with no cache at all 3.7 s (about 1.9x the floor, and it imports the holiday calendar,
+  0.4 s, which a cached run reads from its cache folder); writing the market cache (57 files, 328 MB)
+  adds about 1.0 s and the per-second cache about 0.7 s. Until this commit the per-second cache was one
+  file per (tick file, day) plus an index per tick file: a cold year created 5,778 files in 1,997
+  folders, and creating a file costs about 0.5 ms of system time on this disk (measured: 6,000 files
+  of 1 kB in 256 folders 3.1 s of system time, the same bytes in 2,000 files 0.7 s), 2.8 s of a cold
+  run; it is now one file per tick file (cache format 4), and the cold run went from 3.52-3.76x to
+  2.59x. What remains above the floor is CPU that holds the GIL: normalisation and per-day
+  aggregation in numpy calls per file and day (per 400 files single thread: normalisation 0.59 s,
+  de-duplication and aggregation 1.12 s, against a read of 1.36 s), so the two file threads use about
+  1.45 cores. Overlapping the next expiry group's loading with building and storing the current one
+  on a thread was tried and gave no gain (5.2-5.6 s either way, three runs each), for that reason.
+  Closing the gap needs normalisation and aggregation fused into one compiled pass per file that
+  releases the GIL. Not done.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
-  is CPU on the same two cores: Python, Hydra and imports about 4 s, Ray's start 5-8 s (GCS, raylet,
-  autoscaler monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python
-  processes each importing ray), numba's start in each worker, the best combination's report (charts
-  and trade inspector, about 3 s) and Ray's shutdown (about 1.4 s). Building the year's markets is no
-  longer part of it (read from the market cache), and the overfitting statistics' scipy import (1.4 s)
-  overlaps the computation. The marginal cost per combination end to end is the batch kernel (the
-  `batch kernel` line, within target), finishing each combination where it ran (costs, daily summary,
-  statistics, breakdowns, parquet bytes: the `finishing` line, pandas/pyarrow overhead), and MLflow's
-  SQLAlchemy store, 63-79 ms of CPU per child run (measured: create the run, five artifacts, one
-  log_batch of 40 params, 43 metrics and the completion tag, terminate), all sharing two cores: about
-  105 ms of CPU per combination, which two cores cannot do a thousand times in 60 s beside the fixed
-  part. On a workstation with more cores every part but the driver's publishing scales with the cores.
-  Ray's workers now get this checkout's path from their environment, not a runtime_env, so the sweep
-  uses the workers Ray prestarts (a runtime_env made it wait for new ones: about 1.2 s a sweep).
+  is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
+  monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
+  each importing ray; 2.3-4.4 s on 2026-12-01), numba's start in each worker, the best combination's
+  report (charts and trade inspector) and Ray's shutdown. Building the year's markets is not part of
+  it (read from the market cache), and the overfitting statistics' scipy import overlaps the
+  computation. The marginal cost per combination end to end is the batch kernel (the `batch kernel`
+  line), finishing each combination where it ran (costs, daily summary, statistics, breakdowns,
+  parquet bytes: the `finishing` line) and MLflow's SQLAlchemy store in the logging processes
+  (measured on 2026-12-01 in one process: 24 ms a child run for create, five artifacts, one log_batch
+  of 40 params, 43 metrics and the completion tag, terminate; creating a run and its five artifact
+  calls 9.5 ms against 8.8-9.0 ms with one `log_artifacts` of a folder: not worth a staging folder of
+  hard links, whose file creations cost more than that on this disk). On a workstation with more cores every part but the driver's
+  publishing scales with the cores. Ray's workers get this checkout's path from their environment, not
+  a runtime_env, so the sweep uses the workers Ray prestarts.
 * **Years 1 vs 3.** A warm single run grows a little more than 3x: the synthetic 2024-2025 hold more
   files per day than 2023 (5,227 tick files behind the three years' markets against 1,997 for one). A
   sweep grows less than 3x because the fixed costs above are paid once.
@@ -235,12 +246,13 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   there is: Ray's own processes (GCS, raylet, one worker per CPU, each importing pandas, pyarrow and
   numba: about 1.2 GB before any data), the logging processes (one per core, each importing mlflow),
   the driver, and the year's market in the object store.
-* **Ray 1 vs 2 workers (target 1.7x, tasks only).** Until this commit the bench's own memory sampler
-  read every Ray process's smaps_rollup every 50 ms, which on two cores took CPU from the two workers
-  (1.01x-1.19x measured that way); with the sampler at a tenth of a core, four runs of the bench on
-  2026-11-25 gave 1.54x-1.79x (and 1.62x-2.16x by hand). On a cold year both workers write the
-  per-second and market caches at once (file creation is about 0.5 ms a file on this disk), and the
-  one batch task that evaluates the year runs after the builds on one worker.
+* **Ray 1 vs 2 workers (target 1.7x, tasks only).** Runs of this line vary more than any other on this
+  machine: on 2026-12-01, by hand, 1 worker 7.2-12.9 s and 2 workers 4.7-6.2 s (ratios 1.47x-2.08x);
+  the bench before this commit, best of two, 1.16x. It now takes the best of three runs each, 1 and 2
+  workers interleaved. A timeline of the tasks (12 monthly builds, then one batch task that evaluates
+  the year) showed the batch task, on one worker after all builds, paying numba's start (0.6-0.7 s of
+  a 5.0 s run); build tasks now start loading the compiled loops on a thread, and the batch task takes
+  0.2 s. Both workers also create cache files at once on the same disk (system time above).
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
