@@ -213,7 +213,7 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   folders, and creating a file costs about 0.5 ms of system time on this disk (measured: 6,000 files
   of 1 kB in 256 folders 3.1 s of system time, the same bytes in 2,000 files 0.7 s), 2.8 s of a cold
   run; it is now one file per tick file (cache format 4), and the cold run went from 3.52-3.76x to
-  2.59x. What remains above the floor is CPU that holds the GIL: normalisation and per-day
+  2.59-2.86x (two runs of the bench). What remains above the floor is CPU that holds the GIL: normalisation and per-day
   aggregation in numpy calls per file and day (per 400 files single thread: normalisation 0.59 s,
   de-duplication and aggregation 1.12 s, against a read of 1.36 s), so the two file threads use about
   1.45 cores. Overlapping the next expiry group's loading with building and storing the current one
