@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .grid import GRID_VERSION
-from .ticks import Seconds, TickFileError, day_seconds, load_rows
+from .ticks import Seconds, TickFileError, days_seconds, load_rows
 
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
 # rows as float64 close, volume (float32 when that is exact, else float64), int32 second of day,
@@ -274,7 +274,7 @@ class TickCache:
         all_days = frozenset(int(d) for d in rows.days())
         index = FileIndex(all_days, rows.file_counts)
         wanted = sorted(all_days if days is None else set(days) & all_days)
-        got = {day: day_seconds(rows, day) for day in wanted}
+        got = days_seconds(rows, wanted)
         if key is not None:  # the days stored before stay stored, beside the new ones
             entries = {day: data for day, data in stored.items() if day in all_days}
             entries.update({day: encode_entry(seconds, day, with_sub_ns=(kind != "option"))

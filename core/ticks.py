@@ -8,6 +8,7 @@ the session or strategy, so it is what the cache stores; per-day grids are cut f
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,8 +116,12 @@ def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str
         typ = arr.type
     if pa.types.is_timestamp(typ):
         raw = arr.cast(pa.int64())
-        valid = np.asarray(raw.is_valid())
-        values = np.asarray(raw.fill_null(0), dtype=np.int64) * UNIT_NS[typ.unit]
+        if raw.null_count == 0:  # the usual case: no validity bitmap to expand, no nulls to fill
+            valid = np.ones(len(raw), bool)
+            values = raw.to_numpy() * UNIT_NS[typ.unit]
+        else:
+            valid = np.asarray(raw.is_valid())
+            values = np.asarray(raw.fill_null(0), dtype=np.int64) * UNIT_NS[typ.unit]
         if typ.tz is None:
             values = _localize_naive(values, valid, naive_timezone)
         return values, valid
@@ -173,11 +178,11 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
     """Timestamps normalised to IST; null and epoch-zero rows dropped (counted); rows put in time order."""
     n = table.num_rows
     utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
-    close = np.asarray(table.column("close").cast(pa.float64()).fill_null(np.nan), dtype=np.float64) if n else np.zeros(0)
+    close = _float_column(table.column("close"), np.nan) if n else np.zeros(0)
     if has_volume and n:
         vol_col = table.column("vol_delta").cast(pa.float64())
-        vol_null = np.asarray(vol_col.is_null(), dtype=bool)
-        volume = np.asarray(vol_col.fill_null(0.0), dtype=np.float64)
+        vol_null = np.asarray(vol_col.is_null(), dtype=bool) if vol_col.null_count else np.zeros(n, bool)
+        volume = _float_column(vol_col, 0.0)
     else:
         vol_null, volume = np.zeros(n, bool), np.zeros(n)
     epoch_zero = valid_ts & (np.abs(utc_ns) < DAY_NS)
@@ -191,6 +196,14 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
         order = np.argsort(ist_ns, kind="stable")  # ties keep file order: the later row wins
         ist_ns, close, volume, vol_null = ist_ns[order], close[order], volume[order], vol_null[order]
     return TickRows(ist_ns, close, volume, vol_null, file_counts)
+
+
+def _float_column(column: pa.ChunkedArray, fill: float) -> np.ndarray:
+    """A column as float64 numbers, nulls as ``fill``."""
+    column = column.cast(pa.float64())
+    if column.null_count:
+        column = column.fill_null(fill)
+    return np.asarray(column, dtype=np.float64)
 
 
 def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_null: np.ndarray) -> np.ndarray:
@@ -210,33 +223,57 @@ def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_n
     return dup
 
 
-def day_seconds(rows: TickRows, day: int) -> Seconds:
-    """Per-second aggregates of one IST day, applying the per-row rules of strategy.md §1.4 and counting them."""
-    part = rows.day_rows(day)
-    ist_ns, close, volume, vol_null = rows.ist_ns[part], rows.close[part], rows.volume[part], rows.vol_null[part]
+_COUNT_KINDS = ("duplicate_row", "null_price", "nonpositive_price", "null_volume", "negative_volume")
+
+
+def days_seconds(rows: TickRows, days: Iterable[int]) -> dict[int, Seconds]:
+    """Per-second aggregates of each of ``days`` (sorted IST day numbers), applying the per-row rules of
+    strategy.md §1.4 and counting them per day, in one pass over their rows.
+
+    Instants tie, and seconds begin and end, only within a day, so each day's result is the one a pass
+    over that day alone gives (tested); one pass instead of one per day saves a quarter of this step.
+    """
+    days = [int(d) for d in days]
+    if not days:
+        return {}
+    parts = [rows.day_rows(day) for day in days]
+    if all(a.stop == b.start for a, b in zip(parts, parts[1:])):
+        take = slice(parts[0].start, parts[-1].stop)  # adjacent days: views, no copy
+    else:
+        take = np.concatenate([np.arange(p.start, p.stop) for p in parts])
+    ist_ns, close, volume, vol_null = rows.ist_ns[take], rows.close[take], rows.volume[take], rows.vol_null[take]
+    wanted = np.asarray(days, np.int64)
     dup = _duplicates(ist_ns, close, volume, vol_null)
+    dup_days = np.searchsorted(wanted, ist_ns[dup] // DAY_NS)
     if dup.any():
         live = ~dup
         ist_ns, close, volume, vol_null = ist_ns[live], close[live], volume[live], vol_null[live]
+    row_day = np.searchsorted(wanted, ist_ns // DAY_NS)  # index into ``days`` of every live row
     finite = np.isfinite(close)
     price_ok = finite & (close > 0)
-    counts = {
-        "duplicate_row": int(dup.sum()),
-        "null_price": int((~finite).sum()),
-        "nonpositive_price": int((finite & (close <= 0)).sum()),
-        "null_volume": int(vol_null.sum()),
-        "negative_volume": int((volume < 0).sum()),
-    }
+    n_days = len(days)
+    counts = dict(zip(_COUNT_KINDS, (
+        np.bincount(dup_days, minlength=n_days),
+        np.bincount(row_day[~finite], minlength=n_days),
+        np.bincount(row_day[finite & (close <= 0)], minlength=n_days),
+        np.bincount(row_day[vol_null], minlength=n_days),
+        np.bincount(row_day[volume < 0], minlength=n_days),
+    )))
     volume = np.where(volume > 0, volume, 0.0)
-    out = _aggregate(ist_ns // NS, ist_ns, volume, close, price_ok)
-    out.counts = {k: v for k, v in counts.items() if v}
+    every = _aggregate(ist_ns // NS, ist_ns, volume, close, price_ok)
+    edges = np.searchsorted(every.second // 86_400, np.r_[wanted, wanted[-1] + 1])
+    out = {}
+    for k, day in enumerate(days):
+        lo, hi = edges[k], edges[k + 1]
+        out[day] = Seconds(every.second[lo:hi], every.volume[lo:hi], every.ticks[lo:hi], every.close[lo:hi],
+                           every.close_ns[lo:hi], {kind: int(n[k]) for kind, n in counts.items() if n[k]})
     return out
 
 
 def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> Seconds:
     """Per-second aggregates of all of one file's ticks (every day), for tests and tools."""
     rows = prepare_rows(table, naive_timezone, has_volume)
-    return merge_seconds([day_seconds(rows, int(d)) for d in rows.days()])
+    return merge_seconds(list(days_seconds(rows, rows.days()).values()))
 
 
 def _empty_seconds() -> Seconds:
@@ -303,6 +340,6 @@ def load_rows(path: str, kind: str, naive_timezone: str, use_threads: bool = Tru
 
 
 __all__ = [
-    "Seconds", "TickRows", "TickFileError", "load_rows", "prepare_rows", "day_seconds", "merge_seconds",
-    "normalise_ticks", "read_tick_table", "timestamps_to_utc_ns",
+    "Seconds", "TickRows", "TickFileError", "load_rows", "prepare_rows", "merge_seconds",
+    "normalise_ticks", "read_tick_table", "timestamps_to_utc_ns", "days_seconds",
 ]
