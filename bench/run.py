@@ -213,10 +213,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   folders, and creating a file costs about 0.5 ms of system time on this disk (measured: 6,000 files
   of 1 kB in 256 folders 3.1 s of system time, the same bytes in 2,000 files 0.7 s), 2.8 s of a cold
   run; it is now one file per tick file (cache format 4), and the cold run went from 3.52-3.76x to
-  2.59-2.86x (two runs of the bench). What remains above the floor is CPU that holds the GIL: normalisation and per-day
-  aggregation in numpy calls per file and day (per 400 files single thread: normalisation 0.59 s,
-  de-duplication and aggregation 1.12 s, against a read of 1.36 s), so the two file threads use about
-  1.45 cores. Overlapping the next expiry group's loading with building and storing the current one
+  2.59-2.86x (two runs of the bench). What remains above the floor is CPU that holds the GIL:
+  normalisation and aggregation in numpy calls per file (a file's days are now aggregated in one pass,
+  not one per day: 0.35 s -> 0.26 s over 330 files; per quarter single thread on 2026-12-01, 504
+  files: parquet read 0.73 s, normalisation 0.15 s, aggregation 0.27 s, cache files 0.2 s, building
+  markets and the kernel the rest), so the two file threads use about 1.45 cores. Overlapping the next expiry group's loading with building and storing the current one
   on a thread was tried and gave no gain (5.2-5.6 s either way, three runs each), for that reason.
   Closing the gap needs normalisation and aggregation fused into one compiled pass per file that
   releases the GIL. Not done.
