@@ -37,10 +37,17 @@ def _loops():
     return kernel_loops
 
 
+_LOADING = None  # the thread loading the compiled loops: started once per process
+
+
 def load_loops_in_background():
     """Start loading the compiled loops (numba's cached machine code, about half a second to a second)
-    on a thread, so that a run overlaps it with reading its markets; returns the thread."""
+    on a thread, once per process, so that a run overlaps it with reading its markets; returns the thread."""
     import threading
+
+    global _LOADING
+    if _LOADING is not None:
+        return _LOADING
 
     def load() -> None:
         loops = _loops()
@@ -51,9 +58,9 @@ def load_loops_in_background():
         loops.scan_exits(np.zeros(2), np.zeros(2), 1.0, np.ones(1, np.int64), np.zeros(1), np.zeros(1), np.zeros(1),
                          np.zeros(1))
 
-    thread = threading.Thread(target=load, name="atmburst-load-kernel", daemon=True)
-    thread.start()
-    return thread
+    _LOADING = threading.Thread(target=load, name="atmburst-load-kernel", daemon=True)
+    _LOADING.start()
+    return _LOADING
 
 
 def _trend_classes(strategies: list[Strategy]) -> tuple[list[tuple[bool, bool]], np.ndarray]:

@@ -178,7 +178,7 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
     """Timestamps normalised to IST; null and epoch-zero rows dropped (counted); rows put in time order."""
     n = table.num_rows
     utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
-    close = _float_column(table.column("close"), np.nan) if n else np.zeros(0)
+    close = _float_column(table.column("close").cast(pa.float64()), np.nan) if n else np.zeros(0)
     if has_volume and n:
         vol_col = table.column("vol_delta").cast(pa.float64())
         vol_null = np.asarray(vol_col.is_null(), dtype=bool) if vol_col.null_count else np.zeros(n, bool)
@@ -199,8 +199,7 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
 
 
 def _float_column(column: pa.ChunkedArray, fill: float) -> np.ndarray:
-    """A column as float64 numbers, nulls as ``fill``."""
-    column = column.cast(pa.float64())
+    """A float64 column as numbers, nulls as ``fill``."""
     if column.null_count:
         column = column.fill_null(fill)
     return np.asarray(column, dtype=np.float64)

@@ -64,15 +64,10 @@ def init_ray(job: Job):
     return ray, True
 
 
-_LOOPS_LOADING = None  # this worker's thread loading the compiled loops, once per process
-
-
 def _build_chunk(cfg: RunConfig):
-    global _LOOPS_LOADING
-    if _LOOPS_LOADING is None:
-        # numba's start (about 0.4 s) overlaps building, instead of following it in the batch task
-        # that evaluates the built markets (on a cold sweep the last step, run on one worker alone)
-        _LOOPS_LOADING = load_loops_in_background()
+    # numba's start (about 0.4 s) overlaps building, instead of following it in the batch task that
+    # evaluates the built markets (on a cold sweep the last step, run on one worker alone)
+    load_loops_in_background()
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
