@@ -164,18 +164,17 @@ def touched_files(cfg: dict) -> list[tuple[str, str]]:
     from core import run_backtest
 
     seen: list[tuple[str, str]] = []
-    original = cache_mod.TickCache.load
+    original = cache_mod.TickCache.load_many
 
-    def recording(self, path, kind, days=None, cache_only=False):
-        if not cache_only:
-            seen.append((path, kind))
-        return original(self, path, kind, days, cache_only)
+    def recording(self, requests, *args, **kwargs):
+        seen.extend((path, kind) for path, kind, _ in requests)
+        return original(self, requests, *args, **kwargs)
 
-    cache_mod.TickCache.load = recording
+    cache_mod.TickCache.load_many = recording
     try:
         run_backtest(cfg)
     finally:
-        cache_mod.TickCache.load = original
+        cache_mod.TickCache.load_many = original
     return sorted(set(seen))
 
 
@@ -302,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     listing.write_text(json.dumps(files))
     floor_code = ("import json, pyarrow.parquet as pq; "
                   f"files = json.load(open({str(listing)!r})); "
-                  "n = sum(pq.read_table(f, columns=['timestamp', 'close', 'vol_delta'] if k == 'option' "
+                  "n = sum(pq.ParquetFile(f).read(columns=['timestamp', 'close', 'vol_delta'] if k == 'option' "
                   "else ['timestamp', 'close']).num_rows for f, k in files); print(n)")
     measure([PY, "-c", floor_code], ROOT)  # warm-up
     floor = min((measure([PY, "-c", floor_code], ROOT) for _ in range(2)), key=lambda r: r["wall"])

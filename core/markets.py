@@ -86,21 +86,15 @@ class _FileLoader:
         self.transient = 0  # read errors that may pass (permission, I/O) met so far
         self._warnings: list[tuple[str, str]] = []
 
-    def load(self, path: str, kind: str, days=None) -> dict[int, Seconds] | None:
-        """{day: per-second aggregates} of the wanted days with ticks; None if the file is unusable."""
-        return self.load_many([(path, kind, days)])[0]
-
     def load_many(self, requests: list[tuple]) -> list[dict[int, Seconds] | None]:
         todo = [r for r in requests if r[0] not in self.failed]
-        results = [self._fetch(r, cache_only=True) for r in todo]  # cache hits: cheap, no threads
-        misses = [i for i, r in enumerate(results) if r is None]
-        if len(misses) > 1 and self.threads > 1:
+        if not todo:
+            return [None] * len(requests)
+        if len(todo) > 1 and self.threads > 1:  # misses are built on the pool; hits are cheap
             with ThreadPoolExecutor(self.threads) as pool:
-                for i, r in zip(misses, pool.map(self._fetch, [todo[i] for i in misses])):
-                    results[i] = r
+                results = self.cache.load_many(todo, mapper=pool.map)
         else:
-            for i in misses:
-                results[i] = self._fetch(todo[i])
+            results = self.cache.load_many(todo)
         by_path = {}
         for (path, _, _), result in zip(todo, results):
             by_path[path] = self._account(path, result)
@@ -113,13 +107,6 @@ class _FileLoader:
             health.add(kind, 1, message)
             health.warn(message)
         self._warnings.clear()
-
-    def _fetch(self, request, cache_only: bool = False):
-        path, kind, days = request
-        try:
-            return self.cache.load(path, kind, days, cache_only=cache_only)
-        except TickFileError as exc:
-            return exc
 
     def _account(self, path: str, result) -> dict[int, Seconds] | None:
         if isinstance(result, TickFileError):
@@ -153,9 +140,11 @@ class _Spot:
                 self.dated.setdefault(day_number(named), []).append(path)
             else:
                 self.undated_paths.append(path)
-                for day, part in (loader.load(path, "spot") or {}).items():
-                    if first <= day <= last:
-                        self.undated.setdefault(day, []).append(part)
+        # undated files are read up front, as one batch: one write of their folders' cache files
+        for got in loader.load_many([(path, "spot", None) for path in self.undated_paths]):
+            for day, part in (got or {}).items():
+                if first <= day <= last:
+                    self.undated.setdefault(day, []).append(part)
 
     def days(self) -> list[int]:
         return sorted(set(self.dated) | set(self.undated))

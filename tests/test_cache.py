@@ -1,4 +1,5 @@
-"""Per-second cache: keyed by file version, atomic, self-healing, and a warm run opens no tick file."""
+"""Per-second cache: one file per folder of tick files, keyed by file version, atomic, self-healing, and a
+warm run opens no tick file."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -58,8 +59,7 @@ def test_changed_file_gets_a_new_entry(case):
 def test_unreadable_entry_is_rebuilt_with_a_warning(case):
     cold = run_backtest(cfg(case))
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
-    key = cache_key(path, "option", "Asia/Kolkata")
-    target = case / "cache" / key[:2] / f"{key}.sec"  # one cache file per tick file version
+    target = TickCache(case / "cache", "Asia/Kolkata").file_for(path, "option")  # the type=CE folder's
     target.write_bytes(target.read_bytes()[:100])  # truncated
     markets = case / "cache" / "markets"  # built markets (core.market_cache) would spare reading the entry
     shutil.rmtree(markets)
@@ -84,8 +84,8 @@ def test_concurrent_builders_leave_a_valid_entry(case):
     with mp.get_context("spawn").Pool(4) as pool:
         sums = pool.map(_build, [(path, cache_dir)] * 8)
     assert len(set(sums)) == 1
-    entries = [p.name for p in cache_dir.rglob("*") if p.is_file()]
-    assert entries == [f"{cache_key(path, 'option', 'Asia/Kolkata')}.sec"]  # one file, no temp files left
+    entries = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert entries == [TickCache(cache_dir, "Asia/Kolkata").file_for(path, "option")]  # one file, no temp files left
     _, got, hit = TickCache(cache_dir, "Asia/Kolkata").load(path, "option")
     assert hit and float(sum(s.volume.sum() for s in got.values())) == sums[0]
 
@@ -117,9 +117,10 @@ def test_only_missing_days_are_built(case):
     assert list(got) == [19905] and hit
 
 
-def test_a_tick_file_has_one_cache_file_that_keeps_every_day_built(tmp_path):
-    """A later run that needs another day of the same tick file reads it again and writes one file holding
-    the days built before and the new one; a run needing any of them is then served from it alone."""
+def test_a_folder_has_one_cache_file_that_keeps_every_day_built(tmp_path):
+    """A later run that needs another day of the same tick file reads it again and writes the folder's one
+    cache file holding the days built before and the new one; a run needing any of them is then served
+    from it alone."""
     import numpy as np
 
     from tests.builders import ist, write_option
@@ -131,7 +132,7 @@ def test_a_tick_file_has_one_cache_file_that_keeps_every_day_built(tmp_path):
     assert index.days == {19905, 19906} and list(got) == [19905] and not hit
     index, got, hit = cache.load(path, "option", [19906])
     assert list(got) == [19906] and not hit
-    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [f"{cache_key(path, 'option', 'Asia/Kolkata')}.sec"]
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [cache.file_for(path, "option")]
     _, both, hit = TickCache(tmp_path / "cache", "Asia/Kolkata").load(path, "option", cache_only=True)
     assert hit and sorted(both) == [19905, 19906]
     _, direct, _ = TickCache(None, "Asia/Kolkata").load(path, "option")
@@ -142,3 +143,40 @@ def test_a_tick_file_has_one_cache_file_that_keeps_every_day_built(tmp_path):
         assert np.array_equal(both[day].close_ns // 10**9, direct[day].close_ns // 10**9)
         assert both[day].counts == direct[day].counts
     assert both[19905].volume.tolist() == [7.0] and both[19905].close.tolist() == [10.5]
+
+
+def test_one_cache_file_per_folder_keeps_every_file_and_drops_stale_parts(tmp_path):
+    """Tick files of one folder share one cache file: a later batch adds its files' parts beside the parts
+    written before (each then served from the cache alone), and a tick file that changed since has its old
+    part dropped when the folder's file is written again. Another folder gets a file of its own."""
+    from core.cache import decode_file, read_into_buffer, unseal_view
+    from tests.builders import ist, write_option
+
+    stamps = [ist("2024-07-01", "09:20:00"), ist("2024-07-01", "09:20:00.5")]
+    a = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47000, stamps, [10.0, 10.5], [3, 4]))
+    b = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47100, stamps, [20.0, 20.5], [5, 6]))
+    p = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "PE", 47000, stamps, [30.0, 30.5], [7, 8]))
+    cache = TickCache(tmp_path / "cache", "Asia/Kolkata")
+    ce = cache.file_for(a, "option")
+    assert cache.file_for(b, "option") == ce != cache.file_for(p, "option")
+
+    def parts():
+        return set(decode_file(unseal_view(read_into_buffer(ce)))[0])
+
+    assert [r[2] for r in cache.load_many([(a, "option", None), (p, "option", None)])] == [False, False]
+    assert parts() == {cache_key(a, "option", "Asia/Kolkata")}
+    assert not cache.load(b, "option")[2]  # a second batch: b's part is added, a's kept
+    assert parts() == {cache_key(a, "option", "Asia/Kolkata"), cache_key(b, "option", "Asia/Kolkata")}
+    fresh = TickCache(tmp_path / "cache", "Asia/Kolkata")
+    served = fresh.load_many([(a, "option", None), (b, "option", None), (p, "option", None)], cache_only=True)
+    assert [r[2] for r in served] == [True, True, True]
+    assert [float(next(iter(r[1].values())).volume.sum()) for r in served] == [7.0, 11.0, 15.0]
+    assert len([f for f in (tmp_path / "cache").rglob("*") if f.is_file()]) == 2
+
+    old_a = cache_key(a, "option", "Asia/Kolkata")
+    write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47000, stamps, [10.0, 10.5], [30, 40])
+    os.utime(a, ns=(1, 2_000_000_000_000_000_000))
+    assert fresh.load(a, "option", cache_only=True) is None  # a new version: not in the cache
+    _, got, hit = fresh.load(a, "option")
+    assert not hit and float(got[19905].volume.sum()) == 70.0
+    assert old_a not in parts() and parts() == {cache_key(a, "option", "Asia/Kolkata"), cache_key(b, "option", "Asia/Kolkata")}

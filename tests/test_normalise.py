@@ -290,3 +290,51 @@ def test_one_pass_over_a_files_days_equals_a_pass_per_day(data):
         seen.add(key)
     together = days_seconds(rows, days)
     assert {d: int(together[d].ticks.sum()) for d in days} == kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_compiled_aggregation_equals_numpys(data):
+    """The compiled one-pass aggregation (core.ticks_loops) gives numpy's results bit for bit: a second's
+    volume is numpy's add.reduceat over its rows (first value plus the pairwise sum of the rest, whose
+    order matters for magnitudes far apart), the tick count and the last valid price with its instant;
+    the per-day counts are numpy's bincounts of the same masks."""
+    from core.ticks import DAY_NS, NS, _aggregate
+    from core.ticks_loops import aggregate_rows
+
+    n = data.draw(st.integers(1, 400))
+    day0 = 19_905
+    per_second = data.draw(st.sampled_from([1, 3, 9, 40, 200]))  # up to 200 rows a second: every pairwise branch
+    groups = max(1, n // per_second)
+    seconds = np.sort(np.array(data.draw(st.lists(st.integers(0, groups), min_size=n, max_size=n)), np.int64))
+    ist_ns = day0 * DAY_NS + (33_300 + seconds) * NS + np.arange(n) * 1_000  # rows in time order
+    ist_ns[seconds > groups // 2] += DAY_NS  # the later seconds on the next day
+    close = np.array(data.draw(st.lists(st.sampled_from([100.05, 0.0, -1.0, float("nan"), 7.1]), min_size=n, max_size=n)))
+    volume = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0, 0.1, 3.3, 1e16, 2.5e-3, -3.0]), min_size=n, max_size=n)))
+    vol_null = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
+    volume[vol_null] = 0.0
+    wanted = np.unique(ist_ns // DAY_NS)
+    counts = np.zeros((len(wanted), 5), np.int64)
+    got = aggregate_rows(ist_ns, close, volume, vol_null, np.zeros(n, bool), wanted, counts)
+    finite = np.isfinite(close)
+    price_ok = finite & (close > 0)
+    expected = _aggregate(ist_ns // NS, ist_ns, np.where(volume > 0, volume, 0.0), close, price_ok)
+    for a, name in zip(got, ("second", "volume", "ticks", "close", "close_ns")):
+        b = getattr(expected, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    row_day = np.searchsorted(wanted, ist_ns // DAY_NS)
+    for column, mask in enumerate((np.zeros(n, bool), ~finite, finite & (close <= 0), vol_null, volume < 0)):
+        assert counts[:, column].tolist() == np.bincount(row_day[mask], minlength=len(wanted)).tolist()
+
+
+def test_volume_of_a_second_is_added_in_numpys_order():
+    """[1e16, 1, 1]: numpy adds the first value to the sum of the rest (1e16 + 2); a left-to-right sum
+    would lose both ones (float64 spacing at 1e16 is 2)."""
+    from core.ticks_loops import aggregate_rows
+
+    ist_ns = np.full(3, 19_905 * 86_400 * 10**9, np.int64)
+    volume = np.array([1e16, 1.0, 1.0])
+    got = aggregate_rows(ist_ns, np.ones(3), volume, np.zeros(3, bool), np.zeros(3, bool), np.array([19_905]),
+                         np.zeros((1, 5), np.int64))
+    assert got[1].tolist() == [1e16 + 2] == np.add.reduceat(volume, [0]).tolist()
+    assert (1e16 + 1.0) + 1.0 == 1e16  # what a plain loop would give

@@ -26,8 +26,8 @@ def test_damaged_cache_entries_are_rebuilt_with_a_warning(regression, tmp_path):
     cache = tmp_path / "cache"
     clean = run_backtest(regression.config(cache_dir=str(cache)))
     entries = _entries(cache)
-    per_file = [p for p in entries if p.suffix == ".sec"]  # one per tick file, beside the market cache's
-    assert len(per_file) > 25 and len(entries) > len(per_file)
+    per_file = [p for p in entries if p.suffix == ".sec"]  # one per folder of tick files, beside the market cache's
+    assert len(per_file) == 5 and len(entries) > len(per_file)  # 3 days' spot folders, the expiry's CE and PE
     for path in entries:  # 16 bytes changed in the middle of every cache file
         data = bytearray(path.read_bytes())
         mid = len(data) // 2
@@ -60,18 +60,18 @@ def test_a_passing_read_error_is_not_remembered(regression, tmp_path, monkeypatc
     clean = run_backtest(regression.config())
     used = [str(p) for p in regression.options_dir.rglob("*.parquet")]
     victim = next(p for p in sorted(used) if "exp=2024-07-03" in p and "44000" in p)
-    real = pq.read_table
+    real = pq.ParquetFile
 
     def refuse(path, *args, **kwargs):
         if str(path) == victim:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr("core.ticks.pq.read_table", refuse)
+    monkeypatch.setattr("core.ticks.pq.ParquetFile", refuse)
     first = run_backtest(regression.config(cache_dir=str(cache)))
     assert first.health["problems"]["bad_file"] == clean.health["problems"]["bad_file"] + 1
     assert any("cannot be read now" in m for m in first.health["messages"]["bad_file"])
-    monkeypatch.setattr("core.ticks.pq.read_table", real)
+    monkeypatch.setattr("core.ticks.pq.ParquetFile", real)
     second = run_backtest(regression.config(cache_dir=str(cache)))
     assert second.health["problems"] == clean.health["problems"]
     pd.testing.assert_frame_equal(second.trades, clean.trades)
