@@ -131,7 +131,7 @@ def seal_parts(parts: list) -> list:
     return [SEAL + struct.pack("<QI", length, crc), *parts]
 
 
-def unseal_view(sealed: bytes | bytearray) -> memoryview:
+def unseal_view(sealed: bytes | bytearray | np.ndarray) -> memoryview:
     """A view of the data of a sealed blob (no copy); ValueError if it is truncated, damaged or not sealed."""
     if len(sealed) < HEAD or bytes(sealed[:len(SEAL)]) != SEAL:
         raise ValueError("not a sealed cache file")
@@ -149,12 +149,19 @@ def unseal(sealed: bytes) -> bytes:
     return bytes(unseal_view(sealed))
 
 
-def read_into_buffer(path: Path) -> bytearray:
-    """A file's whole content in a writable buffer (arrays viewing it are writable); OSError as ``open``."""
-    with open(path, "rb") as fh:
-        buffer = bytearray(os.fstat(fh.fileno()).st_size)
-        if fh.readinto(buffer) != len(buffer):
-            raise OSError(f"{path} changed while it was read")
+def read_into_buffer(path: Path) -> np.ndarray:
+    """A file's whole content in a writable byte array (arrays viewing it are writable); OSError as ``open``.
+
+    np.empty, not bytearray: the pages are filled once by the read instead of zeroed first (a tenth of a
+    warm run reading 0.3 GB of market cache)."""
+    with open(path, "rb", buffering=0) as fh:
+        buffer = np.empty(os.fstat(fh.fileno()).st_size, np.uint8)
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            n = fh.readinto(view[done:])
+            if not n:
+                raise OSError(f"{path} changed while it was read")
+            done += n
     return buffer
 
 
