@@ -36,6 +36,7 @@ MAGIC = b"ATMBMKT1"
 # core.markets builds from the per-second data (windows, ATM, candidates, health counted while building),
 # or warm runs would keep serving markets built by the old code.
 MARKET_FORMAT = 2
+UNREAD = object()  # MarketCache.load: the entry has not been read ahead
 # Kinds that describe this run's use of the caches, not the data: never stored in an entry.
 CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
 
@@ -166,19 +167,34 @@ class MarketCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.mkt"
 
-    def load(self, key: str, series_now: dict) -> tuple[list, Health] | None:
-        """(markets, health) of an entry whose series files are unchanged (``series_now``: the expiry's
-        (opt_type, strike) -> path as found now); None when there is no usable entry."""
-        target = self._path(key)
+    def read(self, key: str) -> memoryview | Exception | None:
+        """The checked bytes of an entry; None if there is none; the error (OSError, or ValueError for a
+        damaged file) is returned, not raised. File reads and checksums release the GIL: this runs on a
+        read-ahead thread while earlier groups are evaluated."""
         try:
-            buffer = read_into_buffer(target)
+            return unseal_view(read_into_buffer(self._path(key)))
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            self.warn("cache_rebuilt", f"market cache entry {target} could not be read ({exc}); rebuilt it")
+        except (OSError, ValueError) as exc:
+            return exc
+
+    def load(self, key: str, series_now: dict, entry: memoryview | Exception | None | object = UNREAD
+             ) -> tuple[list, Health] | None:
+        """(markets, health) of an entry whose series files are unchanged (``series_now``: the expiry's
+        (opt_type, strike) -> path as found now); None when there is no usable entry. ``entry``: what
+        ``read(key)`` gave, if it was read ahead."""
+        target = self._path(key)
+        if entry is UNREAD:
+            entry = self.read(key)
+        if entry is None:
+            return None
+        if isinstance(entry, OSError):
+            self.warn("cache_rebuilt", f"market cache entry {target} could not be read ({entry}); rebuilt it")
             return None
         try:
-            markets, health, consulted, files = decode_group(unseal_view(buffer))
+            if isinstance(entry, Exception):
+                raise entry
+            markets, health, consulted, files = decode_group(entry)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             self.warn("cache_rebuilt", f"market cache entry {target} was unusable ({exc}); rebuilt it")
             return None

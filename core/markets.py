@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -207,36 +208,55 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
 
     markets_cache = MarketCache(loader.cache, loader.cache_warning) if cfg.cache_dir is not None else None
     settings = _market_key_settings(cfg)
-    done_days = 0
-    for expiry in sorted(groups, key=lambda e: (e is not None, e or dt.date.min)):
-        days = groups[expiry]
-        done_days += len(days)
-        if progress:
-            progress(done_days, len(spot_days))
-        key = series_now = None
-        if expiry is not None and markets_cache is not None:
-            key = group_key(settings, expiry, days, spot.paths(days))
-        if key is not None:
-            series_now = expiry_series(cfg.options_dir, cfg.symbol, expiry)
-            hit = markets_cache.load(key, series_now)
-            if hit is not None:
-                markets, group_health = hit
-                health.merge(group_health)
+    order = sorted(groups, key=lambda e: (e is not None, e or dt.date.min))
+    keys = {expiry: group_key(settings, expiry, groups[expiry], spot.paths(groups[expiry]))
+            if expiry is not None and markets_cache is not None else None for expiry in order}
+    entries = _read_ahead(markets_cache.read if markets_cache is not None else None,
+                          [key for key in keys.values() if key is not None])
+    try:
+        done_days = 0
+        for expiry in order:
+            days = groups[expiry]
+            done_days += len(days)
+            if progress:
+                progress(done_days, len(spot_days))
+            key, series_now = keys[expiry], None
+            if key is not None:
+                series_now = expiry_series(cfg.options_dir, cfg.symbol, expiry)
+                hit = markets_cache.load(key, series_now, next(entries))
+                if hit is not None:
+                    markets, group_health = hit
+                    health.merge(group_health)
+                    loader.flush_warnings(health)
+                    yield from markets
+                    continue
+            group_health = Health()
+            # a passing read error of an undated spot file (read for every group, up front) keeps every group
+            # out of the market cache, like one met while building this group
+            loader.health, loader.transient = group_health, spot_transient
+            markets, consulted = _build_group(cfg, group_health, loader, spot, expiry, days, series_now)
+            loader.health = health
+            health.merge(group_health)
+            if key is not None and not loader.transient:
+                files = group_health.counts["cache_hits"] + group_health.counts["files_read"]
+                markets_cache.store(key, markets, group_health, consulted, files)
                 loader.flush_warnings(health)
-                yield from markets
-                continue
-        group_health = Health()
-        # a passing read error of an undated spot file (read for every group, up front) keeps every group
-        # out of the market cache, like one met while building this group
-        loader.health, loader.transient = group_health, spot_transient
-        markets, consulted = _build_group(cfg, group_health, loader, spot, expiry, days, series_now)
-        loader.health = health
-        health.merge(group_health)
-        if key is not None and not loader.transient:
-            files = group_health.counts["cache_hits"] + group_health.counts["files_read"]
-            markets_cache.store(key, markets, group_health, consulted, files)
-            loader.flush_warnings(health)
-        yield from markets
+            yield from markets
+    finally:
+        entries.close()  # the read-ahead thread stops with the run, also when it fails
+
+
+def _read_ahead(read: Callable, keys: list, ahead: int = 2) -> Iterator:
+    """``read(key)`` of each key in order, the next ``ahead`` of them running on a thread meanwhile."""
+    if not keys:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="atmburst-read-ahead") as pool:
+        pending = deque(pool.submit(read, key) for key in keys[:ahead])
+        for i in range(len(keys)):
+            result = pending.popleft().result()
+            if i + ahead < len(keys):
+                pending.append(pool.submit(read, keys[i + ahead]))
+            yield result
 
 
 def _market_key_settings(cfg: RunConfig) -> dict:

@@ -173,3 +173,30 @@ def test_a_transient_error_on_an_undated_spot_file_keeps_every_group_out(case, m
     monkeypatch.undo()
     second = run_backtest(cfg(case))
     assert second.health["problems"]["bad_file"] == 1 and len(entries(case)) == 1
+
+
+def test_read_ahead_keeps_order_and_stops_with_its_reader():
+    """Market-cache entries are read on a thread a few groups ahead: results come in key order whatever
+    order the reads finish in, and a run that stops early leaves no reader behind."""
+    import threading
+    import time
+
+    from core.markets import _read_ahead
+
+    calls = []
+
+    def read(key):
+        calls.append(key)
+        time.sleep(0.002 * (3 - key % 3))  # later keys finish sooner
+        return key * key
+
+    assert list(_read_ahead(read, list(range(7)))) == [k * k for k in range(7)]
+    calls.clear()
+    before = set(threading.enumerate())
+    reader = _read_ahead(read, list(range(100)))
+    assert next(reader) == 0
+    started = [t for t in threading.enumerate() if t not in before and t.name.startswith("atmburst-read-ahead")]
+    assert len(started) == 1
+    reader.close()
+    assert len(calls) <= 3  # the first key and at most two ahead were read
+    assert not started[0].is_alive()
