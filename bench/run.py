@@ -190,38 +190,47 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **Machine.** This 2-core machine ran the raw-read floor in 1.76 s on 2026-11-24, between 2.87 s
-  and 4.27 s on 2026-11-25 and 1.76-1.93 s on 2026-12-01 for the same files: absolute times vary by
-  2x between days. The sweep targets were missed on 2026-11-25 and met on 2026-12-01 by the same
-  commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s), so they say as much
-  about the machine as about the code; ratios to the floor and to other lines are measured in the same
-  run and vary less.
+* **Machine.** This 2-core machine ran the same read between 1.71 s and 4.27 s on different days
+  (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.71-1.93 s on 2026-12-01):
+  absolute times vary by 2x between days. The sweep targets were missed on 2026-11-25 and met on
+  2026-12-01 by the same commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s),
+  so they say as much about the machine as about the code; ratios to the floor and to other lines are
+  measured in the same run and vary less.
+* **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
+  a dataset before reading it (about 0.3 ms a file: 1.71-1.94 s against 1.10-1.27 s for
+  `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
+  files with ParquetFile, so the floor is the faster reader: every ratio got stricter by about 1.35x.
+  The ratios to the read_table floor of earlier results are given in brackets.
 * **Warm run vs floor (target 0.25x).** A warm run reads the market cache (core/market_cache.py): one
-  file per expiry group (57 for this year) holding the built markets and the health of building them.
-  The second run in a process (the `again` line: a notebook's next run, or a sweep worker) is within
-  the target: reading and checking 328 MB, decoding, and the kernel (signal sums in one compiled walk
-  per series, 16 days per pass). The first run also pays numba's one-time start: in a fresh process
-  the first call of any compiled function takes about 0.25 s (cProfile: numba setting up its typing
-  and lowering registries, about 200 modules; each further cached function then loads in about 2 ms;
-  numba's import, 0.17 s, is in the start-up column). That work holds the GIL, so the thread it runs on
-  overlaps little with reading the markets; letting the run read up to 64 days ahead while it loads
-  was tried on 2026-12-01 and made no difference over five runs each (0.66-0.72 s), so it was reverted.
-* **Cold run vs floor (target 1.5x).** Measured on the year in-process on 2026-12-01 (two file threads):
-  the same run with no cache at all 3.7 s (about 1.9x the floor, and it imports the holiday calendar,
-  0.4 s, which a cached run reads from its cache folder); writing the market cache (57 files, 328 MB)
-  adds about 1.0 s and the per-second cache about 0.7 s. Until this commit the per-second cache was one
-  file per (tick file, day) plus an index per tick file: a cold year created 5,778 files in 1,997
-  folders, and creating a file costs about 0.5 ms of system time on this disk (measured: 6,000 files
-  of 1 kB in 256 folders 3.1 s of system time, the same bytes in 2,000 files 0.7 s), 2.8 s of a cold
-  run; it is now one file per tick file (cache format 4), and the cold run went from 3.52-3.76x to
-  2.59-2.86x (two runs of the bench). What remains above the floor is CPU that holds the GIL:
-  normalisation and aggregation in numpy calls per file (a file's days are now aggregated in one pass,
-  not one per day: 0.35 s -> 0.26 s over 330 files; per quarter single thread on 2026-12-01, 504
-  files: parquet read 0.73 s, normalisation 0.15 s, aggregation 0.27 s, cache files 0.2 s, building
-  markets and the kernel the rest), so the two file threads use about 1.45 cores. Overlapping the next expiry group's loading with building and storing the current one
-  on a thread was tried and gave no gain (5.2-5.6 s either way, three runs each), for that reason.
-  Closing the gap needs normalisation and aggregation fused into one compiled pass per file that
-  releases the GIL. Not done.
+  file per expiry group (57 for this year, 328 MB) holding the built markets and the health of building
+  them, read two groups ahead on a thread (file reads and CRC-32 release the GIL, so they overlap the
+  decoding and the kernel: the `again` line 0.36 s -> 0.29 s, median of six runs each), into np.empty
+  rather than a zeroed bytearray (0.02-0.03 s). What remains of the `again` line (cProfile): the kernel,
+  about 0.2 s (Python per hour window around the compiled loops: 1,470 windows), decoding 0.05 s,
+  listing each expiry's series folder to check the entries 0.01 s. The first run of a process also pays
+  numba's one-time start, 0.27-0.29 s on the first call of any compiled function (cProfile): numba
+  loads its typing and lowering registries (about 250 modules), and one of them, numba.np.arraymath,
+  checks for a BLAS by importing scipy.linalg (0.175 s; scipy is installed for the overfitting
+  statistics). It holds the GIL, so it overlaps only the read-ahead's file reads. Reading up to 64 days
+  ahead while it loads was tried (2026-12-01, before the byte-level read-ahead) and made no difference.
+* **Cold run vs floor (target 1.5x).** Measured on the year in-process on 2026-12-01. Three changes
+  that day: tick files opened with ParquetFile (above); the per-second cache written as one file per
+  folder of tick files (cache format 5: 359 files for this year instead of 1,997; creating a file costs
+  about 0.5 ms of system time on this disk whatever its size: 2,000 files of 220 kB or of 1 kB both
+  1.0-1.3 s of system time, the same bytes in 57 files 0.1-0.4 s); the per-second aggregation of a
+  file's days in one compiled pass that releases the GIL (core/ticks_loops.py; the same float
+  operations as the numpy code it replaced, numpy's pairwise summation included: bit-identical on 2,832
+  files and in the tests). CPU of a cold run fell from 7.7 s to 4.2-4.4 s (user + system), the run from
+  4.5-4.9 s to 3.3-3.7 s. What remains, measured: per file, one thread, all 1,997 files: read 1.33 s,
+  timestamps and order 0.19-0.32 s, aggregation 0.57 s (with the Python around the compiled pass),
+  encoding cache entries 0.28 s; on two threads the same work takes 1.84 s, not 1.3 s (reading alone
+  scales 1.9x; the numpy and Python steps hold the GIL). Between the groups' file batches the main
+  thread builds the markets (0.4 s), writes the market cache (0.27 s) and runs the kernel; the holiday
+  calendar's first import takes 0.21 s; writing the 770 MB of both caches costs about 0.9 s of system
+  time. Tried and not kept: reading the next expiry group's files on a thread while the current one is
+  assembled, stored and evaluated (3.26-3.63 s against 3.41-3.71 s, six runs each: within the noise);
+  pyarrow's own threads off, 3 or 4 file threads: no change. Closing the rest needs the per-file work
+  out of the GIL altogether (processes, or the whole normalisation and encoding compiled).
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
@@ -249,12 +258,15 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   numba: about 1.2 GB before any data), the logging processes (one per core, each importing mlflow),
   the driver, and the year's market in the object store.
 * **Ray 1 vs 2 workers (target 1.7x, tasks only).** Runs of this line vary more than any other on this
-  machine: on 2026-12-01, by hand, 1 worker 7.2-12.9 s and 2 workers 4.7-6.2 s (ratios 1.47x-2.08x);
-  the bench before this commit, best of two, 1.16x. It now takes the best of three runs each, 1 and 2
-  workers interleaved. A timeline of the tasks (12 monthly builds, then one batch task that evaluates
-  the year) showed the batch task, on one worker after all builds, paying numba's start (0.6-0.7 s of
-  a 5.0 s run); build tasks now start loading the compiled loops on a thread, and the batch task takes
-  0.2 s. Both workers also create cache files at once on the same disk (system time above).
+  machine (by hand on 2026-12-01 before that day's changes: 1 worker 7.2-12.9 s, 2 workers 4.7-6.2 s);
+  it takes the best of three runs each, 1 and 2 workers interleaved. CPU per process over a whole cold
+  single-combination sweep (2026-12-01, sampled from /proc): the workers 5.55 s with one worker and
+  6.58 s with two: each worker process pays its own imports and numba's start (about 1 s), so two
+  workers do 1.0 s more work; Ray's agents (dashboard agent 0.4 s and runtime-env agent 0.3 s, which a
+  full Ray install starts even without the dashboard) and the driver (1.5 s) share the same two cores.
+  With that duplicated start the best split of the workers' CPU is (5.55 + 1.03) / 2 = 3.3 s, 1.7x at
+  most, before the evaluation task that follows the builds. Build tasks already start loading numba on
+  a thread, so the evaluation task no longer pays it (0.6-0.7 s -> 0.2 s).
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
