@@ -165,6 +165,18 @@ def read_into_buffer(path: Path) -> np.ndarray:
     return buffer
 
 
+def read_sealed(path: Path) -> memoryview | Exception | None:
+    """The checked content of a sealed cache file; None if there is none. An OSError (it cannot be read)
+    or a ValueError (truncated, damaged or foreign) is returned, not raised. File reads and CRC-32
+    release the GIL, so this can run on a read-ahead thread."""
+    try:
+        return unseal_view(read_into_buffer(path))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return exc
+
+
 def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
     """One day's aggregates as bytes (see MAGIC for the layout)."""
     volume = seconds.volume.astype(np.float64)
@@ -373,16 +385,17 @@ class TickCache:
     # -- files ---------------------------------------------------------------------------
     def _read_file(self, target: Path, path: str) -> _Folder:
         """The tick file parts of a folder's cache file (none when it is missing, or unusable: with a warning)."""
-        try:
-            buffer = read_into_buffer(target)
-        except FileNotFoundError:
+        sealed = read_sealed(target)
+        if sealed is None:
             return _Folder(target, {}, {})
-        except OSError as exc:
+        if isinstance(sealed, OSError):
             self.warn("cache_rebuilt", f"cache file {target} for {os.path.dirname(path)} could not be read "
-                      f"({exc.strerror or exc}); rebuilt it")
+                      f"({sealed.strerror or sealed}); rebuilt it")
             return _Folder(target, {}, {})
         try:
-            parts, entries = decode_file(unseal_view(buffer))
+            if isinstance(sealed, Exception):
+                raise sealed
+            parts, entries = decode_file(sealed)
             for part in parts.values():
                 _check_part(part)
         except Exception as exc:

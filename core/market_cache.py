@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write_bytes, read_into_buffer, seal_parts, unseal_view
+from .cache import atomic_write_bytes, read_sealed, seal_parts
 from .grid import GRID_VERSION, SparseSeries
 from .health import Health
 from .signal import Candidate
@@ -168,15 +168,8 @@ class MarketCache:
         return self.folder / key[:2] / f"{key}.mkt"
 
     def read(self, key: str) -> memoryview | Exception | None:
-        """The checked bytes of an entry; None if there is none; the error (OSError, or ValueError for a
-        damaged file) is returned, not raised. File reads and checksums release the GIL: this runs on a
-        read-ahead thread while earlier groups are evaluated."""
-        try:
-            return unseal_view(read_into_buffer(self._path(key)))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            return exc
+        """core.cache.read_sealed of an entry (runs on a read-ahead thread while earlier groups are evaluated)."""
+        return read_sealed(self._path(key))
 
     def load(self, key: str, series_now: dict, entry: memoryview | Exception | None | object = UNREAD
              ) -> tuple[list, Health] | None:
