@@ -122,7 +122,7 @@ class _FileLoader:
         return got
 
     def cache_warning(self, kind: str, message: str) -> None:
-        if (kind, message) not in self._warnings:  # the cache-only pass and the rebuild both see it
+        if (kind, message) not in self._warnings:  # once per run, however many files meet it
             self._warnings.append((kind, message))
 
 
