@@ -16,8 +16,10 @@ files from 359 folders.
 Every cache file is sealed with a CRC-32 checksum and the length of its bytes, verified on each read: a
 truncated, damaged or foreign file is rebuilt from the tick files with a warning
 (``cache_rebuilt``). Everything is written to a temporary file and renamed into place, so a
-reader sees a whole file or none, and two processes writing the same file both leave a valid
-one (the last rename wins; parts only the other had are built again by a later run). Files and
+reader sees a whole file or none. Before writing a folder's file a run adds what another process
+(a Ray task of another date chunk) wrote to it since the run read it; two writers that cross between
+that read and the rename both leave a valid file, and the parts only the other had are built again by
+a later run. Files and
 folders are created with the permissions the umask allows (readable by the group and others under
 the usual 022/002), so one cache can serve a team or a cluster. The cache is only a speed-up: a
 folder that cannot be written is skipped with one warning (``cache_unwritable``) and the run goes
@@ -409,6 +411,7 @@ class TickCache:
         gone since are dropped); the first failure turns writing off for this run, with one warning."""
         if not self.writable:
             return
+        self._merge_written_since(folder)
         current = {key: part for key, part in folder.parts.items()
                    if cache_key(part["path"], part["kind"], self.naive_timezone) == key}
         sealed = seal_parts(encode_file(current, {key: folder.entries.get(key, {}) for key in current}))
@@ -420,6 +423,27 @@ class TickCache:
                 self.warn("cache_unwritable", f"the per-second cache {self.cache_dir} cannot be written "
                           f"({exc.strerror or exc}); this run goes on without caching (free space or fix "
                           f"the folder's permissions, or set cache_dir=null)")
+
+
+    def _merge_written_since(self, folder: _Folder) -> None:
+        """Add to ``folder`` the parts and days that another process (a Ray task of another date chunk)
+        wrote to its cache file since this batch read it, so that writing it again keeps them. Two
+        writers can still cross between this read and the rename; the parts lost then are built again
+        by a later run."""
+        latest = read_sealed(folder.target)
+        if not isinstance(latest, memoryview):
+            return
+        try:
+            parts, entries = decode_file(latest)
+            for part in parts.values():
+                _check_part(part)
+        except Exception:
+            return  # unusable: replaced by this write
+        for key, part in parts.items():
+            if key not in folder.parts:
+                folder.parts[key], folder.entries[key] = part, entries[key]
+            elif "error" not in part and "error" not in folder.parts[key]:
+                folder.entries[key] = {**entries[key], **folder.entries.get(key, {})}
 
 
 def _check_part(part: dict) -> None:

@@ -180,3 +180,28 @@ def test_one_cache_file_per_folder_keeps_every_file_and_drops_stale_parts(tmp_pa
     _, got, hit = fresh.load(a, "option")
     assert not hit and float(got[19905].volume.sum()) == 70.0
     assert old_a not in parts() and parts() == {cache_key(a, "option", "Asia/Kolkata"), cache_key(b, "option", "Asia/Kolkata")}
+
+
+def test_parts_another_process_wrote_meanwhile_are_kept(tmp_path):
+    """Two processes (Ray tasks of neighbouring date chunks) adding to one folder's cache file: the one that
+    writes last keeps what the other wrote after this one read the file (other tick files, other days)."""
+    from core.cache import decode_file, read_into_buffer, unseal_view
+    from tests.builders import ist, write_option
+
+    stamps = [ist("2024-07-01", "09:20:00"), ist("2024-07-02", "09:20:00")]
+    a = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47000, stamps, [10.0, 10.5], [3, 4]))
+    b = str(write_option(tmp_path, "BANKNIFTY", "2024-07-03", "CE", 47100, stamps, [20.0, 20.5], [5, 6]))
+    first, other = TickCache(tmp_path / "cache", "Asia/Kolkata"), TickCache(tmp_path / "cache", "Asia/Kolkata")
+
+    def meanwhile(build, items):  # runs after this batch read the folder's file, before it writes it
+        other.load_many([(b, "option", None), (a, "option", [19906])])
+        return map(build, items)
+
+    first.load_many([(a, "option", [19905])], mapper=meanwhile)
+    target = first.file_for(a, "option")
+    parts, entries = decode_file(unseal_view(read_into_buffer(target)))
+    key_a, key_b = cache_key(a, "option", "Asia/Kolkata"), cache_key(b, "option", "Asia/Kolkata")
+    assert set(parts) == {key_a, key_b} and sorted(entries[key_a]) == [19905, 19906]
+    served = TickCache(tmp_path / "cache", "Asia/Kolkata").load_many([(a, "option", None), (b, "option", None)],
+                                                                      cache_only=True)
+    assert [r[2] for r in served] == [True, True] and sorted(served[0][1]) == [19905, 19906]
