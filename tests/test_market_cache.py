@@ -176,8 +176,8 @@ def test_a_transient_error_on_an_undated_spot_file_keeps_every_group_out(case, m
 
 
 def test_read_ahead_keeps_order_and_stops_with_its_reader():
-    """Market-cache entries are read on a thread a few groups ahead: results come in key order whatever
-    order the reads finish in, and a run that stops early leaves no reader behind."""
+    """Market-cache entries are read on a thread two groups ahead: results come in key order, the thread
+    reads exactly two keys beyond the one in use, and a run that stops early leaves no reader behind."""
     import threading
     import time
 
@@ -187,7 +187,6 @@ def test_read_ahead_keeps_order_and_stops_with_its_reader():
 
     def read(key):
         calls.append(key)
-        time.sleep(0.002 * (3 - key % 3))  # later keys finish sooner
         return key * key
 
     assert list(_read_ahead(read, list(range(7)))) == [k * k for k in range(7)]
@@ -197,6 +196,11 @@ def test_read_ahead_keeps_order_and_stops_with_its_reader():
     assert next(reader) == 0
     started = [t for t in threading.enumerate() if t not in before and t.name.startswith("atmburst-read-ahead")]
     assert len(started) == 1
+    for _ in range(500):  # up to 5 s for the thread to read the two keys ahead
+        if len(calls) >= 3:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert calls == [0, 1, 2]  # two ahead, no more
     reader.close()
-    assert len(calls) <= 3  # the first key and at most two ahead were read
     assert not started[0].is_alive()
