@@ -174,14 +174,25 @@ def _localize_naive(wall_ns: np.ndarray, valid: np.ndarray, tz: str) -> np.ndarr
 def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> TickRows:
     """Timestamps normalised to IST; null and epoch-zero rows dropped (counted); rows put in time order."""
     n = table.num_rows
-    utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
-    close = _float_column(table.column("close").cast(pa.float64()), np.nan) if n else np.zeros(0)
+    close = _float_column(table.column("close"), np.nan) if n else np.zeros(0)
     if has_volume and n:
-        vol_col = table.column("vol_delta").cast(pa.float64())
+        vol_col = table.column("vol_delta")
         vol_null = np.asarray(vol_col.is_null(), dtype=bool) if vol_col.null_count else np.zeros(n, bool)
         volume = _float_column(vol_col, 0.0)
     else:
         vol_null, volume = np.zeros(n, bool), np.zeros(n)
+    fast = _plain_timestamps(table.column("timestamp"), naive_timezone) if n else None
+    if fast is not None:  # the usual file: one compiled pass (no nulls to drop; order checked on the way)
+        from .ticks_loops import ist_instants
+
+        ist_ns, n_epoch_zero, ascending = ist_instants(*fast, IST_OFFSET_NS)
+        if not n_epoch_zero:
+            file_counts = {"null_timestamp": 0, "epoch_zero_timestamp": 0}
+            if not ascending:
+                order = np.argsort(ist_ns, kind="stable")  # ties keep file order: the later row wins
+                ist_ns, close, volume, vol_null = ist_ns[order], close[order], volume[order], vol_null[order]
+            return TickRows(ist_ns, close, volume, vol_null, file_counts)
+    utc_ns, valid_ts = timestamps_to_utc_ns(table.column("timestamp"), naive_timezone)
     epoch_zero = valid_ts & (np.abs(utc_ns) < DAY_NS)
     file_counts = {"null_timestamp": int((~valid_ts).sum()), "epoch_zero_timestamp": int(epoch_zero.sum())}
     keep = valid_ts & ~epoch_zero
@@ -195,8 +206,23 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
     return TickRows(ist_ns, close, volume, vol_null, file_counts)
 
 
+def _plain_timestamps(column: pa.ChunkedArray, naive_timezone: str) -> tuple[np.ndarray, int, int] | None:
+    """(raw int64 values, unit in ns, shift to UTC in ns) of a timestamp column without nulls in a zone of
+    fixed offset (what timestamps_to_utc_ns computes as ``raw * unit + shift``), or None for any other column."""
+    typ = column.type
+    if not pa.types.is_timestamp(typ) or column.null_count:
+        return None
+    if typ.tz is None and naive_timezone not in FIXED_OFFSETS_NS:
+        return None
+    shift = 0 if typ.tz is not None else -FIXED_OFFSETS_NS[naive_timezone]
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return np.asarray(arr.view(pa.int64())), UNIT_NS[typ.unit], shift
+
+
 def _float_column(column: pa.ChunkedArray, fill: float) -> np.ndarray:
-    """A float64 column as numbers, nulls as ``fill``."""
+    """A column as float64 numbers, nulls as ``fill``."""
+    if column.type != pa.float64():
+        column = column.cast(pa.float64())
     if column.null_count:
         column = column.fill_null(fill)
     return np.asarray(column, dtype=np.float64)

@@ -106,3 +106,25 @@ def aggregate_rows(ist_ns, close, volume, vol_null, duplicate, wanted, counts): 
         ticks[g] = hi - lo
         summed[g] = live_volume[lo] if hi - lo == 1 else live_volume[lo] + pairwise_sum(live_volume, lo + 1, hi - lo - 1)
     return second[:groups].copy(), summed, ticks, last_close[:groups].copy(), last_ns[:groups].copy()
+
+
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@njit(cache=True, nogil=True)
+def ist_instants(raw, scale, utc_shift, ist_offset):  # pragma: no cover - compiled
+    """IST nanoseconds of raw timestamps (``raw * scale + utc_shift`` is UTC, plus ``ist_offset``), with
+    the number of rows within a day of the epoch (|UTC| < 1 day, as numpy's abs counts them) and whether
+    the instants never go back; the arithmetic of core.ticks.timestamps_to_utc_ns and prepare_rows."""
+    n = len(raw)
+    ist = np.empty(n, np.int64)
+    epoch_zero = 0
+    ascending = True
+    for i in range(n):
+        utc = raw[i] * scale + utc_shift
+        if utc == INT64_MIN or (utc > -DAY_NS and utc < DAY_NS):
+            epoch_zero += 1
+        ist[i] = utc + ist_offset
+        if i > 0 and ist[i] < ist[i - 1]:
+            ascending = False
+    return ist, epoch_zero, ascending

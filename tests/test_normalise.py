@@ -338,3 +338,40 @@ def test_volume_of_a_second_is_added_in_numpys_order():
                          np.zeros((1, 5), np.int64))
     assert got[1].tolist() == [1e16 + 2] == np.add.reduceat(volume, [0]).tolist()
     assert (1e16 + 1.0) + 1.0 == 1e16  # what a plain loop would give
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_compiled_timestamp_pass_equals_the_general_one(data):
+    """A timestamp column without nulls in a fixed-offset zone goes through one compiled pass
+    (core.ticks_loops.ist_instants); it must give what the general numpy path gives: the same IST
+    instants, order (stable for ties), kept rows and counts, for every unit, tz-aware or naive, with
+    rows out of order and rows within a day of the epoch."""
+    import core.ticks as ticks
+
+    n = data.draw(st.integers(1, 60))
+    unit = data.draw(st.sampled_from(["s", "ms", "us", "ns"]))
+    tz = data.draw(st.sampled_from(["Asia/Kolkata", "UTC", None]))
+    naive = data.draw(st.sampled_from(["Asia/Kolkata", "UTC"]))
+    per_unit = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    base = 1_719_800_000 * per_unit  # 2024-07-01
+    raw = data.draw(st.lists(st.integers(base, base + 3 * 86_400 * per_unit), min_size=n, max_size=n))
+    if data.draw(st.booleans()):  # sorted, as most files are; otherwise in the order drawn
+        raw.sort()
+    if data.draw(st.integers(0, 3)) == 0:  # now and then a row within a day of the epoch
+        raw[data.draw(st.integers(0, n - 1))] = data.draw(st.integers(-86_400 * per_unit, 86_400 * per_unit))
+    column = pa.array(raw, pa.int64()).cast(pa.timestamp(unit, tz=tz))
+    table = pa.table({"timestamp": column, "close": pa.array(np.arange(n, dtype=np.float64)),
+                      "vol_delta": pa.array(np.arange(n) % 7, pa.int64())})
+    assert ticks._plain_timestamps(table.column("timestamp"), naive) is not None
+    fast = ticks.prepare_rows(table, naive, has_volume=True)
+    original = ticks._plain_timestamps
+    try:
+        ticks._plain_timestamps = lambda column, zone: None  # the general path
+        general = ticks.prepare_rows(table, naive, has_volume=True)
+    finally:
+        ticks._plain_timestamps = original
+    for name in ("ist_ns", "close", "volume", "vol_null"):
+        a, b = getattr(fast, name), getattr(general, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+    assert fast.file_counts == general.file_counts
