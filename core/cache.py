@@ -181,14 +181,14 @@ def read_sealed(path: Path) -> memoryview | Exception | None:
 
 def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
     """One day's aggregates as bytes (see MAGIC for the layout)."""
-    volume = seconds.volume.astype(np.float64)
+    volume = np.asarray(seconds.volume, np.float64)
     small = volume.astype(np.float32)
-    vol_type = "f4" if np.array_equal(small.astype(np.float64), volume) else "f8"
+    vol_type = "f4" if (small == volume).all() else "f8"  # f4 only where every value is exact
     header = json.dumps({"n": len(seconds.second), "counts": seconds.counts, "volume": vol_type,
                          "sub_ns": with_sub_ns}).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
     base = np.int64(day) * 86_400
-    parts = [MAGIC, np.uint32(len(header)).tobytes(), header, seconds.close.astype(np.float64).tobytes(),
+    parts = [MAGIC, struct.pack("<I", len(header)), header, np.asarray(seconds.close, np.float64).tobytes(),
              (small if vol_type == "f4" else volume).tobytes(),
              (seconds.second - base).astype(np.int32).tobytes(), seconds.ticks.astype(np.int32).tobytes()]
     if with_sub_ns:
