@@ -227,9 +227,14 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   scales 1.9x; the numpy and Python steps hold the GIL). Between the groups' file batches the main
   thread builds the markets (0.4 s), writes the market cache (0.27 s) and runs the kernel; the holiday
   calendar's first import takes 0.21 s; writing the 770 MB of both caches costs about 0.9 s of system
-  time. Tried and not kept: reading the next expiry group's files on a thread while the current one is
-  assembled, stored and evaluated (3.26-3.63 s against 3.41-3.71 s, six runs each: within the noise);
-  pyarrow's own threads off, 3 or 4 file threads: no change. Closing the rest needs the per-file work
+  time. Since then the timestamps of the usual file (a timestamp column without nulls in a fixed-offset
+  zone) go to IST in one compiled pass that also counts epoch-zero rows and checks the order, and
+  float64 columns are no longer cast: per-file work on two threads 1.80-1.84 s -> 1.48-1.55 s, the cold
+  year median 3.5 s -> 3.2 s (five alternating runs each). Tried and not kept: reading the next expiry
+  group's files on a thread while the current one is assembled, stored and evaluated (3.26-3.63 s
+  against 3.41-3.71 s, six runs each: within the noise); writing a batch's CE and PE cache files on the
+  two file threads (3.24-3.69 s against 3.27-3.83 s); pyarrow's own threads off, 3 or 4 file threads,
+  a shorter GIL switch interval: no change. Closing the rest needs the per-file work
   out of the GIL altogether (processes, or the whole normalisation and encoding compiled).
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
