@@ -190,14 +190,14 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **Machine.** This 2-core machine ran the same read between 1.71 s and 4.27 s on different days
-  (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.71-2.00 s on 2026-12-01):
+* **Machine.** This 2-core machine ran the same read between 1.65 s and 4.27 s on different days
+  (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on 2026-12-01):
   absolute times vary by 2x between days. The sweep targets were missed on 2026-11-25 and met on
   2026-12-01 by the same commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s),
   so they say as much about the machine as about the code; ratios to the floor and to other lines are
   measured in the same run and vary less.
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
-  a dataset before reading it (about 0.3 ms a file: 1.71-2.00 s against 1.10-1.27 s for
+  a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
   files with ParquetFile, so the floor is the faster reader: every ratio got stricter by about 1.35x.
   The ratios to the read_table floor of earlier results are given in brackets.
