@@ -1,7 +1,8 @@
 """NSE trading sessions from the maintained exchange calendar (pandas_market_calendars, XNSE).
 
 Importing the calendar library costs most of a second; ``nse_trading_days_cached`` keeps its answer
-for a date range in the cache folder (keyed by the library versions), so a warm run does not import it.
+per calendar year in the cache folder (keyed by the library versions), so a run over years asked
+before does not import it.
 """
 from __future__ import annotations
 
@@ -46,21 +47,33 @@ def _versions() -> list[str] | None:
 
 
 def nse_trading_days_cached(start: dt.date, end: dt.date, cache_dir: Path | None) -> frozenset[dt.date] | None:
-    """``nse_trading_days``, kept in ``cache_dir``/calendar per (calendar library versions, range).
+    """``nse_trading_days``, kept in ``cache_dir``/calendar per (calendar library versions, calendar year),
+    so a run over any range within years asked before does not import the library.
 
-    The entry is sealed and written atomically like every cache file; an unusable one is computed again."""
-    from .cache import atomic_write_bytes, seal, unseal
-
+    The entries are sealed and written atomically like every cache file; an unusable one is computed again."""
     versions = _versions()
     if cache_dir is None or versions is None:
         return nse_trading_days(start, end)
-    ident = json.dumps({"versions": versions, "start": start.isoformat(), "end": end.isoformat()})
-    target = Path(cache_dir) / "calendar" / f"xnse-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
+    sessions: set[dt.date] = set()
+    for year in range(start.year, end.year + 1):
+        whole = _year_sessions(year, versions, Path(cache_dir))
+        if whole is None:
+            return None
+        sessions.update(d for d in whole if start <= d <= end)
+    return frozenset(sessions)
+
+
+def _year_sessions(year: int, versions: list[str], cache_dir: Path) -> frozenset[dt.date] | None:
+    """The regular sessions of one calendar year, from the cache folder or the calendar library."""
+    from .cache import atomic_write_bytes, seal, unseal
+
+    ident = json.dumps({"versions": versions, "year": year})
+    target = cache_dir / "calendar" / f"xnse-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
     try:
         return frozenset(dt.date.fromisoformat(d) for d in json.loads(unseal(target.read_bytes()))["sessions"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    sessions = nse_trading_days(start, end)
+    sessions = nse_trading_days(dt.date(year, 1, 1), dt.date(year, 12, 31))
     if sessions is not None:
         data = seal(json.dumps({"sessions": sorted(d.isoformat() for d in sessions), **json.loads(ident)}).encode())
         try:

@@ -94,6 +94,12 @@ def test_sessions_are_kept_in_the_cache_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(holidays, "nse_trading_days", refuse)
     assert holidays.nse_trading_days_cached(start, end, tmp_path) == fresh
+    # any other range within the year is answered from the same entry (the year's sessions, cut to the range)
+    other_start, other_end = dt.date(2024, 3, 1), dt.date(2024, 12, 31)
+    cut = holidays.nse_trading_days_cached(other_start, other_end, tmp_path)
+    monkeypatch.undo()
+    assert cut == holidays.nse_trading_days(other_start, other_end) and min(cut) >= other_start
+    monkeypatch.setattr(holidays, "nse_trading_days", refuse)
     entry.write_bytes(entry.read_bytes()[:-3])  # damaged: asked again and rewritten
     monkeypatch.undo()
     assert holidays.nse_trading_days_cached(start, end, tmp_path) == fresh
