@@ -1,11 +1,12 @@
-"""The compiled loop of tick normalisation (core.ticks.days_seconds): one pass over a file's rows that
-applies the per-row rules of strategy.md §1.4, counts them per day and groups the rows by second.
+"""The compiled loops of tick normalisation (core.ticks): a usual file's timestamps to IST
+(``ist_instants``), and one pass over a file's rows that applies the per-row rules of strategy.md §1.4,
+counts them per day and groups the rows by second (``aggregate_rows``).
 
-It does the float operations of the numpy code it replaced in the same order, so its results are
+They do the operations of the numpy code they replaced in the same order, so their results are
 bit-identical (tested against that code): a second's volume is its first row's volume plus numpy's
 pairwise sum of the others' (what ``np.add.reduceat`` computes), and a second's price is its last row
-with a valid one. numba compiles it (cached on disk) without the GIL, so a loader's threads aggregate
-files in parallel.
+with a valid one. numba compiles them (cached on disk) without the GIL, so a loader's threads
+normalise files in parallel.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def aggregate_rows(ist_ns, close, volume, vol_null, duplicate, wanted, counts): 
     day = 0
     for i in range(n):
         t = ist_ns[i]
-        while wanted[day] < t // DAY_NS:
+        while day + 1 < len(wanted) and wanted[day] < t // DAY_NS:  # rows lie on wanted days only
             day += 1
         if duplicate[i]:
             counts[day, DUPLICATE_ROW] += 1
