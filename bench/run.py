@@ -318,12 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     files = touched_files(engine_cfg(data, args.start, args.end, None))
     listing = work / "touched.json"
     listing.write_text(json.dumps(files))
+    reads = {"pq.ParquetFile": "pq.ParquetFile(f).read(columns=cols(k))", "pq.read_table": "pq.read_table(f, columns=cols(k))"}
+
     def floor_code(reader: str) -> str:
         return ("import json, pyarrow.parquet as pq; "
                 f"files = json.load(open({str(listing)!r})); "
-                f"n = sum({reader}(f{', columns=' if reader == 'pq.read_table' else ').read(columns='}"
-                "['timestamp', 'close', 'vol_delta'] if k == 'option' else ['timestamp', 'close']).num_rows "
-                "for f, k in files); print(n)")
+                "cols = lambda k: ['timestamp', 'close', 'vol_delta'] if k == 'option' else ['timestamp', 'close']; "
+                f"n = sum({reads[reader]}.num_rows for f, k in files); print(n)")
 
     # The floor is the faster of two ways to read the columns: pq.ParquetFile(path).read (what the engine
     # uses since 2026-12-01) and pq.read_table (which wraps each file in a dataset first, about 0.3 ms a file;

@@ -323,7 +323,9 @@ class TickCache:
             folder = None
             if key is not None:
                 target = self.file_for(path, kind)
-                folder = folders.get(target) or folders.setdefault(target, self._read_file(target, path))
+                if target not in folders:
+                    folders[target] = self._read_file(target, path)
+                folder = folders[target]
                 results[i] = self._lookup(folder, key, path, days)
             if results[i] is None:
                 misses.append((i, key, folder))
@@ -333,9 +335,6 @@ class TickCache:
         for (i, key, folder), (result, part, new_entries) in zip(misses, built):
             results[i] = result
             if folder is not None and part is not None:
-                if "error" not in part:  # the days stored before stay stored, beside the new ones
-                    kept = {d: e for d, e in folder.entries.get(key, {}).items() if d in part["days"]}
-                    new_entries = {**new_entries, **kept}
                 folder.parts[key], folder.entries[key] = part, new_entries
                 folder.changed = True
         for folder in folders.values():
@@ -364,7 +363,7 @@ class TickCache:
             return None
 
     def _build(self, request: tuple) -> tuple:
-        """(result or TickFileError, the part to store or None, its new encoded entries) of one miss."""
+        """(result or TickFileError, the part to store or None, its encoded entries) of one miss."""
         path, kind, days, folder, key = request
         try:
             rows = load_rows(path, kind, self.naive_timezone, self.use_threads)
@@ -378,9 +377,10 @@ class TickCache:
         got = days_seconds(rows, wanted)
         if key is None:
             return (FileIndex(all_days, rows.file_counts), got, False), None, {}
-        stored = folder.entries.get(key, {})
-        entries = {day: encode_entry(seconds, day, with_sub_ns=(kind != "option"))
-                   for day, seconds in got.items() if day not in stored}
+        # the days stored before stay stored, beside the new ones
+        entries = {day: data for day, data in folder.entries.get(key, {}).items() if day in all_days}
+        entries.update({day: encode_entry(seconds, day, with_sub_ns=(kind != "option"))
+                        for day, seconds in got.items() if day not in entries})
         part = {"path": os.path.abspath(path), "kind": kind, "days": sorted(all_days), "file_counts": rows.file_counts}
         return (FileIndex(all_days, rows.file_counts), got, False), part, entries
 
@@ -395,11 +395,7 @@ class TickCache:
                       f"({sealed.strerror or sealed}); rebuilt it")
             return _Folder(target, {}, {})
         try:
-            if isinstance(sealed, Exception):
-                raise sealed
-            parts, entries = decode_file(sealed)
-            for part in parts.values():
-                _check_part(part)
+            parts, entries = _checked_parts(sealed)
         except Exception as exc:
             self.warn("cache_rebuilt", f"cache file {target} for {os.path.dirname(path)} was unusable "
                       f"({_why(exc)}); rebuilt it")
@@ -431,12 +427,10 @@ class TickCache:
         writers can still cross between this read and the rename; the parts lost then are built again
         by a later run."""
         latest = read_sealed(folder.target)
-        if not isinstance(latest, memoryview):
+        if latest is None or isinstance(latest, OSError):
             return
         try:
-            parts, entries = decode_file(latest)
-            for part in parts.values():
-                _check_part(part)
+            parts, entries = _checked_parts(latest)
         except Exception:
             return  # unusable: replaced by this write
         for key, part in parts.items():
@@ -444,6 +438,16 @@ class TickCache:
                 folder.parts[key], folder.entries[key] = part, entries[key]
             elif "error" not in part and "error" not in folder.parts[key]:
                 folder.entries[key] = {**entries[key], **folder.entries.get(key, {})}
+
+
+def _checked_parts(sealed: memoryview | Exception) -> tuple[dict[str, dict], dict[str, dict[int, memoryview]]]:
+    """decode_file of what read_sealed gave, every part checked; raises when the file is unusable."""
+    if isinstance(sealed, Exception):
+        raise sealed
+    parts, entries = decode_file(sealed)
+    for part in parts.values():
+        _check_part(part)
+    return parts, entries
 
 
 def _check_part(part: dict) -> None:

@@ -36,7 +36,6 @@ MAGIC = b"ATMBMKT1"
 # core.markets builds from the per-second data (windows, ATM, candidates, health counted while building),
 # or warm runs would keep serving markets built by the old code.
 MARKET_FORMAT = 2
-UNREAD = object()  # MarketCache.load: the entry has not been read ahead
 # Kinds that describe this run's use of the caches, not the data: never stored in an entry.
 CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
 
@@ -171,14 +170,11 @@ class MarketCache:
         """core.cache.read_sealed of an entry (runs on a read-ahead thread while earlier groups are evaluated)."""
         return read_sealed(self._path(key))
 
-    def load(self, key: str, series_now: dict, entry: memoryview | Exception | None | object = UNREAD
-             ) -> tuple[list, Health] | None:
+    def load(self, key: str, series_now: dict, entry: memoryview | Exception | None) -> tuple[list, Health] | None:
         """(markets, health) of an entry whose series files are unchanged (``series_now``: the expiry's
         (opt_type, strike) -> path as found now); None when there is no usable entry. ``entry``: what
-        ``read(key)`` gave, if it was read ahead."""
+        ``read(key)`` gave (read ahead, on another thread)."""
         target = self._path(key)
-        if entry is UNREAD:
-            entry = self.read(key)
         if entry is None:
             return None
         if isinstance(entry, OSError):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NS = 1_000_000_000
-DAY_NS = 86_400 * NS
+from .ticks import DAY_NS, NS
+
 PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 # columns of the per-day counts, in core.ticks._COUNT_KINDS order
 DUPLICATE_ROW, NULL_PRICE, NONPOSITIVE_PRICE, NULL_VOLUME, NEGATIVE_VOLUME = range(5)
