@@ -27,15 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from .cache import atomic_write_bytes, read_sealed, seal_parts
-from .grid import GRID_VERSION, SparseSeries
+from .grid import GRID_VERSION
 from .health import Health
-from .signal import Candidate
+from .layout import DayLayout
 
 MAGIC = b"ATMBMKT1"
 # Part of every key: entries of older formats are simply not found. Bump it with any change to what
 # core.markets builds from the per-second data (windows, ATM, candidates, health counted while building),
 # or warm runs would keep serving markets built by the old code.
-MARKET_FORMAT = 2
+MARKET_FORMAT = 3
+# How each array of a day's layout (core.layout.DayLayout) is stored and decoded; bars are stored as
+# uint16 when they fit (a session has 22,501 bars) and decoded to int64; unlisted arrays are int64.
+LAYOUT_DTYPES = {"is_ce": np.bool_, "volume_cum": np.float64, "prices": np.float64, "win_hour_open": np.float64}
+BARS = ("volume_bars", "price_bars")
 # Kinds that describe this run's use of the caches, not the data: never stored in an entry.
 CACHE_KINDS = ("cache_hits", "files_read", "cache_rebuilt", "cache_unwritable")
 
@@ -81,29 +85,23 @@ def group_parts(markets: list, health: Health, consulted: list, files: int) -> l
         return [at, len(values), np.dtype(dtype).str]
 
     def put_bars(bars: np.ndarray) -> list:
-        return put(bars, np.uint16 if not len(bars) or int(bars[-1]) < 2 ** 16 else np.int64)  # bars ascend
+        return put(bars, np.uint16 if not len(bars) or int(bars.max()) < 2 ** 16 else np.int64)
 
     days = []
     for market in markets:
-        cands: list[Candidate] = []
-        index: dict[int, int] = {}
-        windows = []
-        for w in market.windows:
-            refs = []
-            for c in w.candidates:
-                if id(c) not in index:
-                    index[id(c)] = len(cands)
-                    cands.append(c)
-                refs.append(index[id(c)])
-            windows.append([w.anchor_sec, w.start, w.end, w.hour_open, w.atm, refs])
+        layout = market.layout.arrays()
+        stored = {}
+        for name, values in layout.items():
+            if name == "price_bars" and values is layout["volume_bars"]:
+                stored[name] = None  # usually every bar with ticks also sets a price: stored once
+            elif name == "price_bars_off" and values is layout["volume_bars_off"]:
+                stored[name] = None
+            elif name in BARS:
+                stored[name] = put_bars(values)
+            else:
+                stored[name] = put(values, np.uint8 if values.dtype == np.bool_ else LAYOUT_DTYPES.get(name, np.int64))
         days.append({"day": market.day, "expiry": str(market.expiry), "open_sec": market.open_sec,
-                     "spot": put(market.spot, np.float64), "windows": windows,
-                     "candidates": [[c.opt_type, c.strike, put_bars(c.series.volume_bars),
-                                     put(c.series.volume_cum, np.float64),
-                                     # usually every bar with ticks also sets a price: stored once
-                                     None if np.array_equal(c.series.price_bars, c.series.volume_bars)
-                                     else put_bars(c.series.price_bars),
-                                     put(c.series.prices, np.float64)] for c in cands]})
+                     "spot": put(market.spot, np.float64), "layout": stored})
     kept = {k: int(n) for k, n in health.counts.items() if k not in CACHE_KINDS and n}
     messages = {k: list(v) for k, v in health.messages.items() if k not in CACHE_KINDS}
     header = json.dumps({"days": days, "health": {"counts": kept, "messages": messages},
@@ -117,7 +115,7 @@ def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
 
     The arrays are views of ``data`` (no copy); ``data`` should be writable (numba compiles read-only
     arrays apart)."""
-    from .markets import DayMarket, Window
+    from .markets import DayMarket
 
     if bytes(data[:len(MAGIC)]) != MAGIC:
         raise ValueError("not a market cache entry")
@@ -128,27 +126,24 @@ def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
     meta = json.loads(bytes(data[start:start + hlen]))
     base = start + hlen
 
-    def get(ref: list) -> np.ndarray:
-        at, n, dtype = ref
-        dtype = np.dtype(dtype)
-        if dtype.kind not in "uif" or base + at + dtype.itemsize * n > len(data):
+    def get(ref: list, dtype) -> np.ndarray:
+        at, n, stored = ref
+        stored = np.dtype(stored)
+        if stored.kind not in "uif" or base + at + stored.itemsize * n > len(data):
             raise ValueError("truncated market cache entry")
-        values = np.frombuffer(data, dtype, n, base + at)
-        return values if dtype.itemsize == 8 else values.astype(np.int64)  # the kernel searches int64 bars
+        values = np.frombuffer(data, stored, n, base + at)
+        return values if stored == dtype else values.astype(dtype)  # the kernel takes int64 bars, bool flags
 
     import datetime as dt
 
     markets = []
     for d in meta["days"]:
-        cands = []
-        for opt_type, strike, volume_bars, volume_cum, price_bars, prices in d["candidates"]:
-            bars = get(volume_bars)
-            cands.append(Candidate(opt_type, int(strike), SparseSeries(
-                bars, get(volume_cum), bars if price_bars is None else get(price_bars), get(prices))))
-        windows = tuple(Window(int(a), int(s), int(e), float(h), int(atm), tuple(cands[i] for i in refs))
-                        for a, s, e, h, atm, refs in d["windows"])
+        stored = d["layout"]
+        arrays = {name: get(ref, LAYOUT_DTYPES.get(name, np.int64)) for name, ref in stored.items() if ref is not None}
+        if stored["price_bars"] is None:
+            arrays["price_bars"], arrays["price_bars_off"] = arrays["volume_bars"], arrays["volume_bars_off"]
         markets.append(DayMarket(int(d["day"]), dt.date.fromisoformat(d["expiry"]), int(d["open_sec"]),
-                                 get(d["spot"]), windows))
+                                 get(d["spot"], np.float64), DayLayout(**arrays)))
     health = Health()
     health.counts.update({k: int(n) for k, n in meta["health"]["counts"].items()})
     health.messages.update({k: list(v) for k, v in meta["health"]["messages"].items()})

@@ -24,6 +24,7 @@ from .discover import (data_fingerprint, expiries_from_folders, expiry_series, l
                        path_date, series_path, spot_files)
 from .grid import has_valid_price, sparse_series, spot_grid
 from .health import Health
+from .layout import DayLayout, Window, layout_of
 from .market_cache import MarketCache, file_identity, group_key
 from .holidays import nse_trading_days_cached
 from .signal import Candidate
@@ -42,18 +43,6 @@ def day_date(n: int) -> dt.date:
 
 
 @dataclass(frozen=True)
-class Window:
-    """One hour window of a day: bars [start, end), its hour open, ATM and candidates."""
-
-    anchor_sec: int
-    start: int
-    end: int
-    hour_open: float
-    atm: int
-    candidates: tuple[Candidate, ...]
-
-
-@dataclass(frozen=True)
 class DayMarket:
     """Everything a strategy needs about one trading day."""
 
@@ -61,7 +50,12 @@ class DayMarket:
     expiry: dt.date
     open_sec: int
     spot: np.ndarray
-    windows: tuple[Window, ...]
+    layout: DayLayout  # the hour windows and their candidates' series (core.layout)
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The hour windows as Window objects (views of the layout, made on each call)."""
+        return self.layout.windows()
 
     @property
     def trade_date(self) -> dt.date:
@@ -355,7 +349,7 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
                 health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
                 continue
             built.append(Window(anchor, start, end, hour_open, atm, cands))
-        markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, tuple(built)))
+        markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, layout_of(built)))
     return markets, consulted
 
 

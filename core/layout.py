@@ -1,0 +1,133 @@
+"""One day's hour windows and candidate series as a few flat arrays (``DayLayout``).
+
+The layout is how a built day is held, cached (core.market_cache) and evaluated (the compiled passes
+of core.kernel): a handful of arrays per day instead of four small arrays per candidate series, so
+reading a day from the cache and handing it to the kernel costs no per-series work. Window and
+Candidate objects (what the report and the Black-Scholes delta look at) are views of it, made on
+demand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .grid import SparseSeries
+from .signal import Candidate
+
+
+@dataclass(frozen=True)
+class Window:
+    """One hour window of a day: bars [start, end), its hour open, ATM and candidates."""
+
+    anchor_sec: int
+    start: int
+    end: int
+    hour_open: float
+    atm: int
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class DayLayout:
+    """A day's windows and their candidate series as flat arrays.
+
+    Candidate ``i`` (``is_ce[i]``, ``strike[i]``) is one option series of the day: its tick bars are
+    ``volume_bars[volume_bars_off[i]:volume_bars_off[i + 1]]``, their running volume sums (with a
+    leading 0) ``volume_cum[volume_cum_off[i]:...]``, the bars that set a price ``price_bars[...]`` and
+    those prices (with a leading NaN) ``prices[...]``, as in core.grid.SparseSeries. Window ``w`` runs
+    over bars [``win_start[w]``, ``win_end[w]``) and offers the candidates
+    ``win_cands[win_cand_off[w]:win_cand_off[w + 1]]`` in its own order, with their tie-break ranks
+    ``win_rank`` (strategy.md §5: nearest the ATM, then CE before PE, then the lower strike)."""
+
+    is_ce: np.ndarray  # bool per candidate
+    strike: np.ndarray  # int64 per candidate
+    volume_bars: np.ndarray  # int64
+    volume_bars_off: np.ndarray  # int64, candidates + 1
+    volume_cum: np.ndarray  # float64
+    volume_cum_off: np.ndarray
+    price_bars: np.ndarray  # int64
+    price_bars_off: np.ndarray
+    prices: np.ndarray  # float64
+    prices_off: np.ndarray
+    win_anchor: np.ndarray  # int64 anchor second of the day per window
+    win_start: np.ndarray  # int64
+    win_end: np.ndarray  # int64
+    win_hour_open: np.ndarray  # float64
+    win_atm: np.ndarray  # int64
+    win_cand_off: np.ndarray  # int64, windows + 1
+    win_cands: np.ndarray  # int64 candidate indices
+    win_rank: np.ndarray  # int64, aligned with win_cands
+
+    def candidate(self, i: int) -> Candidate:
+        """Candidate ``i`` as a Candidate whose series are views of the layout's arrays."""
+        def part(values, offsets):
+            return values[offsets[i]:offsets[i + 1]]
+
+        return Candidate("CE" if self.is_ce[i] else "PE", int(self.strike[i]), SparseSeries(
+            part(self.volume_bars, self.volume_bars_off), part(self.volume_cum, self.volume_cum_off),
+            part(self.price_bars, self.price_bars_off), part(self.prices, self.prices_off)))
+
+    def windows(self) -> tuple[Window, ...]:
+        """The windows as Window objects (a candidate shared by two windows is one object)."""
+        cands = [self.candidate(i) for i in range(len(self.strike))]
+        return tuple(Window(int(self.win_anchor[w]), int(self.win_start[w]), int(self.win_end[w]),
+                            float(self.win_hour_open[w]), int(self.win_atm[w]),
+                            tuple(cands[i] for i in self.win_cands[self.win_cand_off[w]:self.win_cand_off[w + 1]]))
+                     for w in range(len(self.win_start)))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by field name (what core.market_cache stores)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def joined(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(the arrays end to end as ``dtype``, the offset of each: len(arrays) + 1 entries)."""
+    offsets = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    return (np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)), offsets
+
+
+def tie_ranks(atm: int, candidates) -> list[int]:
+    """Each candidate's rank in strategy.md §5's order: nearest the ATM, CE before PE, lower strike."""
+    order = sorted(range(len(candidates)), key=lambda k: (abs(candidates[k].strike - atm),
+                                                          0 if candidates[k].opt_type == "CE" else 1,
+                                                          candidates[k].strike))
+    rank = [0] * len(candidates)
+    for r, k in enumerate(order):
+        rank[k] = r
+    return rank
+
+
+def layout_of(windows: list[Window]) -> DayLayout:
+    """The layout of a day's windows (their candidates' series copied into the flat arrays)."""
+    index: dict[int, int] = {}
+    cands: list[Candidate] = []
+    win_cands: list[int] = []
+    win_rank: list[int] = []
+    win_cand_off = [0]
+    for window in windows:
+        for cand in window.candidates:
+            if id(cand) not in index:
+                index[id(cand)] = len(cands)
+                cands.append(cand)
+            win_cands.append(index[id(cand)])
+        win_rank.extend(tie_ranks(window.atm, window.candidates))
+        win_cand_off.append(len(win_cands))
+    series = [c.series for c in cands]
+    volume_bars, volume_bars_off = joined([s.volume_bars for s in series], np.int64)
+    volume_cum, volume_cum_off = joined([s.volume_cum for s in series], np.float64)
+    if all(s.price_bars is s.volume_bars or np.array_equal(s.price_bars, s.volume_bars) for s in series):
+        price_bars, price_bars_off = volume_bars, volume_bars_off  # every bar with ticks set a price: shared
+    else:
+        price_bars, price_bars_off = joined([s.price_bars for s in series], np.int64)
+    prices, prices_off = joined([s.prices for s in series], np.float64)
+    return DayLayout(
+        is_ce=np.array([c.opt_type == "CE" for c in cands], np.bool_), strike=np.array([c.strike for c in cands], np.int64),
+        volume_bars=volume_bars, volume_bars_off=volume_bars_off, volume_cum=volume_cum, volume_cum_off=volume_cum_off,
+        price_bars=price_bars, price_bars_off=price_bars_off, prices=prices, prices_off=prices_off,
+        win_anchor=np.array([w.anchor_sec for w in windows], np.int64),
+        win_start=np.array([w.start for w in windows], np.int64), win_end=np.array([w.end for w in windows], np.int64),
+        win_hour_open=np.array([w.hour_open for w in windows], np.float64),
+        win_atm=np.array([w.atm for w in windows], np.int64), win_cand_off=np.array(win_cand_off, np.int64),
+        win_cands=np.array(win_cands, np.int64), win_rank=np.array(win_rank, np.int64))
