@@ -5,6 +5,7 @@ kernel and finishes each combination where it ran; the driver takes batches as t
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -94,9 +95,20 @@ def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chun
     return ray.get_runtime_context().get_node_id(), out
 
 
-def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None) -> dict:
+def stop_in_background(ray) -> threading.Thread:
+    """Shut down this process's Ray on a thread: most of ``ray.shutdown`` is waiting for Ray's processes
+    to exit (about 1.4 s), which the comparison and report overlap. Join the thread before the process
+    relies on Ray being gone (SweepSession.close does)."""
+    thread = threading.Thread(target=ray.shutdown, name="atmburst-ray-shutdown")
+    thread.start()
+    return thread
+
+
+def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None,
+            stopping: list | None = None) -> dict:
     """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
-    {ray_start, tasks} in seconds.
+    {ray_start, tasks} in seconds. A Ray this call started is shut down before it returns, or, when
+    ``stopping`` is given and the tasks succeeded, on a thread appended to ``stopping``.
 
     Per market (symbol and data settings): one build task per date chunk puts its day markets in
     Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
@@ -161,6 +173,9 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 done += 1
                 bar.update(done)
         bar.close()
+        if owned and stopping is not None:
+            stopping.append(stop_in_background(ray))
+            owned = False
         return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1, "nodes": len(nodes)}
     finally:
         if owned:

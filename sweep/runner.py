@@ -82,6 +82,7 @@ class SweepSession:
         self.used_folders: set = set()
         self.markets: dict | None = {} if search else None
         self.ray = None
+        self.stopping: list = []  # the thread shutting down the Ray of a grid sweep (sweep.fanout)
         self.closed = False
         if search:  # closed by the entry point after Hydra's sweeper returns (or at exit)
             OPEN_SESSIONS.append(self)
@@ -129,7 +130,8 @@ class SweepSession:
         if pending:
             if self.search and self.ray is None:
                 self.ray, _ = init_ray(jobs[0])  # kept up for the next batches; closed with the session
-            timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets)
+            timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets,
+                             stopping=self.stopping)
             self.nodes = max(self.nodes, timing.pop("nodes", 0))
             for k, v in timing.items():
                 self.timing[k] = self.timing.get(k, 0.0) + v
@@ -167,6 +169,9 @@ class SweepSession:
             if self.ray is not None:
                 self.ray.shutdown()
                 self.ray = None
+            for thread in self.stopping:
+                thread.join()
+            self.stopping.clear()
         if status != "FINISHED":
             return
         parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in self.timing.items())
