@@ -65,6 +65,14 @@ def init_ray(job: Job):
     return ray, True
 
 
+def _cache_sessions(cfgs: list[RunConfig]) -> None:
+    """core.holidays' cached sessions of each distinct (date range, cache folder) of ``cfgs``."""
+    from core.holidays import nse_trading_days_cached
+
+    for start, end, cache_dir in sorted({(c.start, c.end, c.cache_dir) for c in cfgs if c.cache_dir is not None}):
+        nse_trading_days_cached(start, end, cache_dir)
+
+
 def _build_chunk(cfg: RunConfig):
     # numba's start (about 0.4 s) overlaps building, instead of following it in the batch task that
     # evaluates the built markets (on a cold sweep the last step, run on one worker alone)
@@ -119,8 +127,13 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
     from core.engine import is_synthetic
 
     t0 = time.perf_counter()
+    # The XNSE sessions of every date range, into the shared cache folder while Ray starts (its start is
+    # mostly waiting here): otherwise each worker's first build task imports the calendar library itself.
+    calendars = threading.Thread(target=_cache_sessions, args=([cfgs[i] for i in pending],), daemon=True)
+    calendars.start()
     ray, owned = init_ray(jobs[0])
     t1 = time.perf_counter()
+    calendars.join()
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)
         run_batch = ray.remote(_run_batch)
