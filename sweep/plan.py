@@ -9,6 +9,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
+import yaml
+
 from core import ConfigError, RunConfig
 from sweep.settings import SHELL_DEFAULTS, SHELL_KEYS
 
@@ -25,6 +27,29 @@ class Job:
     def setting(self, section: str, key: str):
         value = (self.shell.get(section) or {}).get(key)
         return SHELL_DEFAULTS[section][key] if value is None and key in SHELL_DEFAULTS[section] else value
+
+
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, faster
+
+
+def config_yaml(tree: dict) -> str:
+    """``yaml.dump(tree, Dumper=YAML_DUMPER, sort_keys=False)``, made section by section (a top-level
+    key each): the combinations of a sweep share most sections, and PyYAML's Python representer costs
+    milliseconds per config, so each distinct section's text is made once. Sections are told apart by
+    ``repr``, which is exact for the plain values of a composed config (1, 1.0, '1' and True differ)."""
+    parts = []
+    for key, value in tree.items():
+        ident = (repr(key), repr(value))
+        text = _SECTIONS.get(ident)
+        if text is None:
+            if len(_SECTIONS) >= 4096:
+                _SECTIONS.clear()
+            text = _SECTIONS[ident] = yaml.dump({key: value}, Dumper=YAML_DUMPER, sort_keys=False)
+        parts.append(text)
+    return "".join(parts)
+
+
+_SECTIONS: dict[tuple[str, str], str] = {}
 
 
 def split_config(plain: dict) -> tuple[dict, dict]:

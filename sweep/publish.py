@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 from core import RunConfig
 from core.console import format_stats
@@ -23,10 +22,9 @@ from core.finish import FinishedRun, parquet_bytes, load_result, write_finished
 from sweep.errors import UserError
 from sweep.settings import SHELL_DEFAULTS
 from sweep.tracking import OBJECTIVE_PREFIX
-from sweep.plan import Job, combo_label, swept_keys
+from sweep.plan import Job, combo_label, config_yaml, swept_keys
 
 
-YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same text, faster
 
 
 class Finisher:
@@ -123,7 +121,7 @@ class Finisher:
         """Write ``run``'s files, log it to MLflow (in the background in a sweep) and print its lines;
         ``result``, when given (a single run), also gets its charts and HTML report."""
         cfg = run.config
-        config_blob = yaml.dump({**job.engine, **job.shell}, Dumper=YAML_DUMPER, sort_keys=False).encode()
+        config_blob = config_yaml({**job.engine, **job.shell}).encode()
         try:
             written = write_finished(run, extra={f"config_{run.stem}.yaml": config_blob})
         except OSError as exc:

@@ -31,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
-YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 GROUPS = ("signal", "risk", "delta", "pnl_mode", "costs", "validation")
 
 
@@ -148,7 +147,7 @@ class AtmburstRayLauncher(Launcher):
         folder (``results_dir: ${hydra:runtime.output_dir}``) and no override value holds one, that
         copy is a plain dict (fast path, milliseconds for a thousand combinations); otherwise it goes
         through OmegaConf with the job's Hydra node set, exactly as Hydra resolves it."""
-        from sweep.plan import Job, split_config
+        from sweep.plan import YAML_DUMPER, Job, config_yaml, split_config
 
         parse = OverrideCache()
         bases: dict[tuple, tuple[DictConfig, dict, dict]] = {}
@@ -190,7 +189,7 @@ class AtmburstRayLauncher(Launcher):
             if base.hydra.output_subdir is not None:
                 folder = Path(output_dir) / str(base.hydra.output_subdir)
                 folder.mkdir(parents=True, exist_ok=True)
-                (folder / "config.yaml").write_text(yaml.dump(plain, Dumper=YAML_DUMPER, sort_keys=False))
+                (folder / "config.yaml").write_text(config_yaml(plain))
                 (folder / "overrides.yaml").write_text(yaml.dump(overrides, Dumper=YAML_DUMPER))
             engine, shell = split_config(plain)
             jobs.append(Job(idx, list(filter_overrides(overrides)), engine, shell))
