@@ -190,8 +190,10 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **Machine.** This 2-core machine ran the same read between 1.65 s and 4.27 s on different days
-  (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on 2026-12-01):
+* **Machine.** This 2-core machine ran the same read between 1.65 s and 4.44 s on different days
+  (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on the morning of
+  2026-12-01 and 3.56-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
+  additions in a loop 1.44 s, the batch kernel's CPU 0.17 s -> 0.51 s, an MLflow child run 24 -> 62 ms):
   absolute times vary by 2x between days. The sweep targets were missed on 2026-11-25 and met on
   2026-12-01 by the same commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s),
   so they say as much about the machine as about the code; ratios to the floor and to other lines are
@@ -205,9 +207,15 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   file per expiry group (57 for this year, 328 MB) holding the built markets and the health of building
   them, read two groups ahead on a thread (file reads and CRC-32 release the GIL, so they overlap the
   decoding and the kernel: the `again` line 0.36 s -> 0.29 s, median of six runs each), into np.empty
-  rather than a zeroed bytearray (0.02-0.03 s). What remains of the `again` line (cProfile): the kernel,
-  about 0.2 s (Python per hour window around the compiled loops: 1,470 windows), decoding 0.05 s,
-  listing each expiry's series folder to check the entries 0.01 s. The first run of a process also pays
+  rather than a zeroed bytearray (0.02-0.03 s). Since the afternoon of 2026-12-01 the kernel is two
+  compiled calls per day over the day's flat layout (core/layout.py: the windows and candidate series
+  as a few arrays, also the market cache's format) instead of Python around the compiled loops per
+  hour window (1,470 windows): on that day's slow machine (the floor 2.0-2.7 s) the `again` line went
+  from 0.46-0.88 s to 0.29-0.44 s and the first run from 1.06-1.19 s to 0.73-0.79 s (alternating runs,
+  three each), bit-identical on 151 random strategies over the year. What remains of the `again`
+  line (cProfile): waiting for the read-ahead's file reads 0.09 s, the compiled passes 0.1 s, Python
+  per day around them 0.04 s, decoding 0.05 s, listing each expiry's series folder to check the
+  entries 0.01 s. The first run of a process also pays
   numba's one-time start, 0.27-0.29 s on the first call of any compiled function (cProfile): numba
   loads its typing and lowering registries (about 250 modules), and one of them, numba.np.arraymath,
   checks for a BLAS by importing scipy.linalg (0.175 s; scipy is installed for the overfitting
@@ -240,7 +248,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
   each importing ray; 2.3-4.4 s on 2026-12-01), numba's start in each worker, the best combination's
-  report (charts and trade inspector) and Ray's shutdown. Building the year's markets is not part of
+  report (charts and trade inspector, about 2 s of matplotlib on a slow day) and Ray's shutdown (about
+  1.4 s, on a thread while the report is written since 2026-12-01). Building the year's markets is not part of
   it (read from the market cache), and the overfitting statistics' scipy import overlaps the
   computation. The marginal cost per combination end to end is the batch kernel (the `batch kernel`
   line), finishing each combination where it ran (costs, daily summary, statistics, breakdowns,
@@ -271,7 +280,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   full Ray install starts even without the dashboard) and the driver (1.5 s) share the same two cores.
   With that duplicated start the best split of the workers' CPU is (5.55 + 1.03) / 2 = 3.3 s, 1.7x at
   most, before the evaluation task that follows the builds. Build tasks already start loading numba on
-  a thread, so the evaluation task no longer pays it (0.6-0.7 s -> 0.2 s).
+  a thread, so the evaluation task no longer pays it (0.6-0.7 s -> 0.2 s). Per task on a cold year
+  (2026-12-01 afternoon, timed inside the tasks): a month's build takes 0.45-0.8 s, but each worker's
+  first one 1.5-2.2 s (numba's start, waiting for the compiler lock the kernel's loader holds, the first
+  listing of the spot folders); the calendar library's import is no longer part of it (the driver
+  caches the sessions while Ray starts). With twelve monthly chunks that first-task cost, paid once
+  per worker, caps the ratio near 1.7-1.8x before Ray's own processes take their share of the cores.
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
