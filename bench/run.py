@@ -192,7 +192,7 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
 
 * **Machine.** This 2-core machine ran the same read between 1.65 s and 4.44 s on different days
   (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on the morning of
-  2026-12-01 and 3.56-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
+  2026-12-01 and 3.50-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
   additions in a loop 1.44 s, the batch kernel's CPU 0.17 s -> 0.51 s, an MLflow child run 24 -> 62 ms):
   absolute times vary by 2x between days. The sweep targets were missed on 2026-11-25 and met on
   2026-12-01 by the same commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s),
@@ -260,8 +260,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   hard links, whose file creations cost more than that on this disk). On a workstation with more cores every part but the driver's
   publishing scales with the cores. Ray's workers get this checkout's path from their environment, not
   a runtime_env, so the sweep uses the workers Ray prestarts.
-* **Years 1 vs 3.** A warm single run grows a little more than 3x: the synthetic 2024-2025 hold more
-  files per day than 2023 (5,227 tick files behind the three years' markets against 1,997 for one). A
+* **Years 1 vs 3.** A warm single run grows about 3x (2.9-3.3x; the first run of a process less, since
+  numba's start is paid once): the synthetic 2024-2025 hold more files per day than 2023 (5,227 tick files behind the three years' markets against 1,997 for one). A
   sweep grows less than 3x because the fixed costs above are paid once.
 * **Peak memory (target 3 GB for the 1,000 sweep).** Summed resident memory counts a shared page
   once per process that maps it (Ray's object store in every worker and the raylet), so it overstates
