@@ -15,10 +15,31 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 EULER_GAMMA = 0.5772156649015329
+STANDARD_NORMAL = NormalDist()
+
+
+def sample_skew_kurtosis(returns: np.ndarray) -> tuple[float, float]:
+    """(skewness, kurtosis) of ``returns`` with the usual small-sample corrections: G1 = g1 sqrt(n(n-1))
+    / (n-2) and G2 = ((n+1) g2 + 6)(n-1) / ((n-2)(n-3)) + 3 (not excess: 3 for normal returns), g1 and g2
+    the moment ratios m3 / m2^1.5 and m4 / m2^2 - 3; the uncorrected ratio where n is too small for the
+    correction (n <= 2 for G1, n <= 3 for G2), as scipy.stats.skew and kurtosis with bias=False. Returns
+    without spread give (0, 3)."""
+    x = np.asarray(returns, float)
+    n = len(x)
+    centred = x - x.mean()
+    m2 = float(np.mean(centred ** 2))
+    if n < 2 or not m2 > 0:
+        return 0.0, 3.0
+    g1 = float(np.mean(centred ** 3)) / m2 ** 1.5
+    g2 = float(np.mean(centred ** 4)) / m2 ** 2 - 3.0
+    skewness = g1 * math.sqrt(n * (n - 1)) / (n - 2) if n > 2 else g1
+    excess = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3)) if n > 3 else g2
+    return skewness, excess + 3.0
 
 
 def _sharpe(sums: np.ndarray, squares: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -111,8 +132,6 @@ def deflated_sharpe(daily: np.ndarray, best: int | None = None) -> DSRResult:
     N combinations' Sharpe ratios, g the Euler-Mascheroni constant and Z the standard normal
     quantile; DSR = Phi((SR - SR0) * sqrt(T - 1) / sqrt(1 - skew * SR + (kurt - 1) / 4 * SR^2)).
     """
-    from scipy.stats import kurtosis, norm, skew
-
     daily = np.asarray(daily, float)
     n_days, n_combos = daily.shape
     if n_days < 3:
@@ -125,16 +144,16 @@ def deflated_sharpe(daily: np.ndarray, best: int | None = None) -> DSRResult:
     sr = float(finite[best]) if np.isfinite(finite[best]) else 0.0
     variance = float(np.nanvar(finite, ddof=1)) if np.isfinite(finite).sum() > 1 else 0.0
     if n_combos > 1:
-        sr0 = math.sqrt(max(variance, 0.0)) * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n_combos)
-                                               + EULER_GAMMA * norm.ppf(1 - 1 / (n_combos * math.e)))
+        quantile = STANDARD_NORMAL.inv_cdf
+        sr0 = math.sqrt(max(variance, 0.0)) * ((1 - EULER_GAMMA) * quantile(1 - 1 / n_combos)
+                                               + EULER_GAMMA * quantile(1 - 1 / (n_combos * math.e)))
     else:
         sr0 = 0.0
     returns = daily[:, best]
-    g3 = float(skew(returns, bias=False)) if returns.std() > 0 else 0.0
-    g4 = float(kurtosis(returns, fisher=False, bias=False)) if returns.std() > 0 else 3.0
+    g3, g4 = sample_skew_kurtosis(returns)
     denominator = 1 - g3 * sr + (g4 - 1) / 4 * sr ** 2
     z = (sr - sr0) * math.sqrt(n_days - 1) / math.sqrt(denominator) if denominator > 0 else float("nan")
-    probability = float(norm.cdf(z)) if math.isfinite(z) else float("nan")
+    probability = STANDARD_NORMAL.cdf(z) if math.isfinite(z) else float("nan")
     return DSRResult(probability, sr, float(sr0), n_combos, g3, g4, n_days)
 
 

@@ -108,9 +108,8 @@ class SweepSession:
             raise UserError(f"config error: {exc}") from None
         if self.finisher is None:
             self.finisher = Finisher(jobs, self.base_dir, self.sweep_name, search=self.search)
-            # the publishing step's imports (matplotlib; scipy.stats for the overfitting statistics, about
-            # 1.4 s) overlap the computation
-            later = (["core.report"] if jobs[0].setting("report", "enabled") else []) + ["scipy.stats"] * (len(jobs) > 1)
+            # the publishing step's imports (matplotlib, about 1 s) overlap the computation
+            later = ["core.report"] if jobs[0].setting("report", "enabled") else []
             threading.Thread(target=lambda: [importlib.import_module(m) for m in later], daemon=True).start()
         finisher = self.finisher
         cfgs = separate_results(jobs, cfgs, self.used_folders, finisher.swept)
