@@ -142,14 +142,14 @@ class Finisher:
         out = {"metrics": metrics, "paths": {k: str(v) for k, v in paths.items()}, "mlflow_run_id": None,
                "daily": (run.daily_dates, run.daily_pnl), "synthetic": run.synthetic}
         if self.tracker:
-            from sweep.tracking import COMBO_TAG, split_params
+            from sweep.tracking import COMBO_TAG, split_params, tracked_metrics
 
             params, path_tags = split_params(job.engine)
             tags = {"symbol": cfg.symbol, "date_range": f"{cfg.start}..{cfg.end}", "data_fingerprint": fingerprint,
                     "atmburst.version": self.version, COMBO_TAG: key, "synthetic_data": str(run.synthetic).lower(),
                     "overrides": " ".join(job.overrides)[:5000], "results_folder": str(folder), **path_tags}
             name = self.label(job) if self.sweeping else f"{cfg.symbol} {cfg.start}..{cfg.end}"
-            call = (self.parent, name[:250], params, metrics, tags,
+            call = (self.parent, name[:250], params, tracked_metrics(metrics), tags,
                     [paths["trades"], paths["summary"], paths["health"], *extra])
             if self.sweeping:  # in the background: logging overlaps the next evaluations
                 self._pending.append((out, self._logger().submit(*call)))

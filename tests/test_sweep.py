@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -79,7 +81,12 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
         assert run.info.status == "FINISHED" and run.data.tags["atmburst.complete"] == "true"
         assert run.data.params["symbol"] == "BANKNIFTY" and "signal.multiplier" in run.data.params
         assert {"trades", "total_pnl_pts", "win_rate", "profit_factor", "max_drawdown_pts",
-                "health.bad_file"} <= set(run.data.metrics) or run.data.metrics["trades"] == 0
+                "health.problems"} <= set(run.data.metrics) or run.data.metrics["trades"] == 0
+        # health counts: their total always, each count only when not zero (the health JSON has all)
+        health_file = client.download_artifacts(run.info.run_id, f"health_{STEM}.json", str(tmp_path / run.info.run_id))
+        health = json.loads(Path(health_file).read_text())["problems"]
+        logged = {k[len("health."):]: v for k, v in run.data.metrics.items() if k.startswith("health.")}
+        assert logged == {**{k: float(v) for k, v in health.items() if v}, "problems": float(sum(health.values()))}
         assert run.data.tags["data_fingerprint"] and run.data.tags["date_range"] == "2024-07-01..2024-07-03"
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {f"trades_{STEM}.parquet", f"summary_{STEM}.parquet", f"health_{STEM}.json",
