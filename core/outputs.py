@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import shutil
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,34 +135,71 @@ def write_json(obj, path: Path) -> None:
     atomic_write_bytes(Path(path), lambda fh: fh.write(text))
 
 
+def _contents(write: Callable, *args) -> bytes:
+    """What ``write(fileobj, *args)`` writes, as bytes."""
+    buffer = io.BytesIO()
+    write(buffer, *args)
+    return buffer.getvalue()
+
+
+def _write_temp(folder: Path, name: str, data: bytes) -> Path:
+    """``data`` in a new hidden temp file of ``folder`` (beside ``name``), in three system calls."""
+    while True:
+        temp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:  # O_EXCL: never another writer's file; mode 0o666 less the umask, as open() gives
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+    os.close(fd)
+    return temp
+
+
 def write_file_set(folder: Path, files: dict[str, Callable], marker: str) -> dict[str, Path]:
-    """Write a run's files as a set: every file into a temp folder inside ``folder``, then each renamed
+    """Write a run's files as a set: every file into a hidden temp file of ``folder``, then each renamed
     into place with ``marker`` last (it lists the BLAKE2b digest of every other file of the set).
 
     The marker of an earlier run with the same names is removed before the first rename, so a reader
     that trusts only a marker whose digests match never mixes two runs. ``files`` maps file names to
     ``write(fileobj)`` callables; ``files[marker]`` is called with the digests as a second argument.
     On any error nothing new is left in ``folder`` and the error is raised.
+
+    Few system calls on purpose (about four a file): a sweep's driver writes a set per combination
+    while other threads of it compute, and a thread gets Python's lock back only after a switch
+    interval (5 ms) each time a system call released it to a busy thread.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=folder))
+    temps: dict[str, Path] = {}
     try:
         digests = {}
         for name, write in files.items():
             if name == marker:
                 continue
-            atomic_write_bytes(staging / name, write)
-            digests[name] = hashlib.blake2b((staging / name).read_bytes(), digest_size=16).hexdigest()
-        atomic_write_bytes(staging / marker, lambda fh: files[marker](fh, digests))
+            data = _contents(write)
+            temps[name] = _write_temp(folder, name, data)
+            digests[name] = hashlib.blake2b(data, digest_size=16).hexdigest()
+        temps[marker] = _write_temp(folder, marker, _contents(files[marker], digests))
         try:
             os.unlink(folder / marker)
         except FileNotFoundError:
             pass
         for name in [*digests, marker]:
-            os.replace(staging / name, folder / name)
+            os.replace(temps.pop(name), folder / name)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for temp in temps.values():  # only after an error
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
     return {name: folder / name for name in files}
 
 

@@ -161,15 +161,15 @@ def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, t
     from sweep.plan import Job
     from sweep.runner import run_single
 
-    real, calls = outputs.atomic_write_bytes, []
+    real, calls = outputs._write_temp, []
 
-    def fill_up(target, write):
-        calls.append(target)
+    def fill_up(folder, name, data):
+        calls.append(name)
         if len(calls) == 2:  # the trades file fits, the summary does not
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(target, write)
+        return real(folder, name, data)
 
-    monkeypatch.setattr(outputs, "atomic_write_bytes", fill_up)
+    monkeypatch.setattr(outputs, "_write_temp", fill_up)
     out = tmp_path / "results"
     job = Job(0, [], regression.config(results_dir=str(out)), {"tracking": {"enabled": False}, "quiet": True})
     with pytest.raises(UserError, match="No space left on device"):  # library code raises ...
@@ -182,8 +182,8 @@ def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, t
     assert stop.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0]
-    assert not [p for p in out.rglob("*")]  # no trades without its summary and health, no staging folder
-    monkeypatch.setattr(outputs, "atomic_write_bytes", real)
+    assert not [p for p in out.rglob("*")]  # no trades without its summary and health, no temp file
+    monkeypatch.setattr(outputs, "_write_temp", real)
     run_single(job, tmp_path)
     import json
 
