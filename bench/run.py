@@ -197,7 +197,7 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   absolute times vary by 2x between days. The sweep targets were missed on 2026-11-25 and met on
   2026-12-01 by the same commit (49801bd: 36 combinations 21.4 s -> 10.8 s, 1,000 81.2 s -> 38.7 s),
   so they say as much about the machine as about the code; ratios to the floor and to other lines are
-  measured in the same run and vary less. The run above (00:02 UTC on 2026-12-02, a freshly started
+  measured in the same run and vary less. The bench run of 00:02 UTC on 2026-12-02 (commit 7f9a55b, a freshly started
   machine) met both sweep targets (36 in 11.3 s, 1,000 in 41.7 s) with the floor at 1.85 s, while the
   cold run took 7.56 s: its CPU path was slower that night, not the code. Checked the same night by
   alternating the cold year in-process with the commit of the 3.43 s result (728321b) and this one, three
