@@ -31,8 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,13 +60,6 @@ FILE_MAGIC = b"ATMBPCK1"
 CACHE_FORMAT = 5  # part of every key: files of older formats are simply not found
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_current_umask()
 
 
 @dataclass(frozen=True)
@@ -91,25 +84,33 @@ def cache_key(path: str, kind: str, naive_timezone: str) -> str | None:
 _FOLDERS_MADE: set[str] = set()
 
 
-def atomic_write_bytes(target: Path, write: Callable) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``target``, then rename it into place.
+def open_temp_beside(target: Path) -> tuple[int, Path]:
+    """(descriptor, path) of a new hidden temp file beside ``target``, open for writing. O_EXCL, so
+    never another writer's file; the mode the umask allows, as ``open`` gives (not mkstemp's 0600)."""
+    while True:
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+        except FileExistsError:
+            continue
 
-    The file gets the mode the umask allows (as ``open`` would give), not mkstemp's 0600.
-    """
+
+def atomic_write_bytes(target: Path, write: Callable) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``target`` (``open_temp_beside``), then rename it
+    into place."""
     target = Path(target)
     folder = str(target.parent)
     if folder not in _FOLDERS_MADE:  # a tick file's entries share one folder: made once per process
         target.parent.mkdir(parents=True, exist_ok=True)
         _FOLDERS_MADE.add(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = open_temp_beside(target)
     except FileNotFoundError:  # the folder was removed since (a cache cleared while a run goes on)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = open_temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         try:

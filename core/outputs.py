@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cache import atomic_write_bytes
+from .cache import atomic_write_bytes, open_temp_beside
 
 IST = "Asia/Kolkata"
 TS = pa.timestamp("us", tz=IST)
@@ -144,13 +143,7 @@ def _contents(write: Callable, *args) -> bytes:
 
 def _write_temp(folder: Path, name: str, data: bytes) -> Path:
     """``data`` in a new hidden temp file of ``folder`` (beside ``name``), in three system calls."""
-    while True:
-        temp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
-        try:  # O_EXCL: never another writer's file; mode 0o666 less the umask, as open() gives
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
+    fd, temp = open_temp_beside(folder / name)
     try:
         view = memoryview(data)
         while view:

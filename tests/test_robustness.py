@@ -45,11 +45,9 @@ def test_damaged_cache_entries_are_rebuilt_with_a_warning(regression, tmp_path):
 def test_cache_files_and_folders_respect_the_umask(regression, tmp_path):
     old = os.umask(0o022)
     try:
-        cache_mod.FILE_MODE = 0o666 & ~0o022
         run_backtest(regression.config(cache_dir=str(tmp_path / "cache"), start="2024-07-01", end="2024-07-01"))
     finally:
         os.umask(old)
-        cache_mod.FILE_MODE = 0o666 & ~old
     for path in (tmp_path / "cache").rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o044 == 0o044, (path, oct(mode))  # readable by the group and others
