@@ -18,7 +18,8 @@ at least 0.1 s, so the sampler stays under a tenth of a core):
   run once more in the same process (numba and first-use imports already loaded);
 * sweeps of 1, 36, 216 and 1,000 combinations (multiplier x target x stop) over the year, warm,
   end to end from the shell (Hydra, Ray start-up, every combination an MLflow child run with its
-  artifacts): wall time, marginal milliseconds per added combination, peak memory;
+  artifacts): wall time, marginal milliseconds per added combination, peak memory; and the
+  36 once more without Ray (``ray.enabled=false``: everything in the command's process);
 * the batch kernel alone: CPU per added combination per symbol-year (one strategy vs 216 on the
   same built markets), evaluation and finishing (costs, summary, statistics, file bytes);
 * one year against three years (warm single run and 36-combination sweep): linear or not;
@@ -435,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
                                       grid + [f"tracking.uri=sqlite:///{work / f'mlflow{n}.db'}",
                                               f"tracking.artifacts={work / f'mlartifacts{n}'}"]), ROOT)
         log(f"sweep of {n}", f"{sweeps[n]['wall']:.1f} s", f"{sweeps[n]['peak_mb']:.0f} MB")
+    # The same 36 combinations without Ray (ray.enabled=false): everything in the command's own process.
+    here = measure(sweep_cmd(data, args.start, args.end, cache, work / "sweep36_here",
+                             grids[36] + [f"tracking.uri=sqlite:///{work / 'mlflow36_here.db'}",
+                                          f"tracking.artifacts={work / 'mlartifacts36_here'}", "ray.enabled=false"]), ROOT)
+    log("sweep of 36 without Ray", f"{here['wall']:.1f} s", f"{here['peak_mb']:.0f} MB")
     targets = {36: 15, 1000: 60}
     scaling = []
     previous = None
@@ -446,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         scaling.append((f"{n:,}", f"{r['wall']:.1f} s", marginal, f"{n / r['wall']:.2f}", verdict,
                         f"{r['peak_pss_mb']:.0f} MB PSS / {r['peak_mb']:.0f} MB RSS"))
         previous = n
+    rows.append(("36-combination sweep, warm, end to end: without Ray (ray.enabled=false) vs with Ray",
+                 f"{here['wall']:.1f} s vs {sweeps[36]['wall']:.1f} s", f"{sweeps[36]['wall'] / here['wall']:.2f}x",
+                 f"{here['peak_pss_mb']:.0f} vs {sweeps[36]['peak_pss_mb']:.0f} MB PSS"))
     flat = sweeps[1000]["peak_pss_mb"] / sweeps[216]["peak_pss_mb"]
     rows.append(("peak memory of the 1,000-combination sweep, summed over all its processes (PSS: shared "
                  "pages counted once); target <= 3 GB", "",

@@ -1,7 +1,8 @@
-"""Ray fan-out of a sweep: one task per (market, date chunk) builds markets into Ray's object store;
-one task per batch of combinations (grouped by strategy family) evaluates every chunk with the batch
-kernel and finishes each combination where it ran; the driver takes batches as they come back
-(``ray.wait``) and hands each finished combination to the publisher."""
+"""Running a sweep's combinations. With Ray (the default): one task per (market, date chunk) builds
+markets into Ray's object store; one task per batch of combinations (grouped by strategy family)
+evaluates every chunk with the batch kernel and finishes each combination where it ran; the driver
+takes batches as they come back (``ray.wait``) and hands each finished combination to the publisher.
+Without Ray (``ray.enabled=false``, ``run_here``): the same batches, one after another, in this process."""
 from __future__ import annotations
 
 import os
@@ -80,27 +81,76 @@ def _build_chunk(cfg: RunConfig):
     return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
 
 
-def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built
-               ) -> tuple[str, list[FinishedRun]]:
-    """A batch of combinations on one market, in one Ray task: every date chunk's markets (``built``:
-    the chunks' markets, then their health) through one pass of the batch kernel per chunk, then
-    each combination's trades, costs, summary, statistics and file contents (core.finish).
-    Returns (the Ray node it ran on, the finished runs)."""
+def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
+                   chunks: list[tuple[list, Health]]) -> list[FinishedRun]:
+    """A batch of combinations on one market: every date chunk's markets (``chunks``: each chunk's day
+    markets and the health of building them) through one pass of the batch kernel per chunk, then each
+    combination's trades, costs, summary, statistics and file contents (core.finish)."""
     started = time.perf_counter()
     strategies = [c.strategy for c in cfgs]
     trades: list[list] = [[] for _ in cfgs]
     health = [Health() for _ in cfgs]
-    for markets, market_health in zip(built[:n_chunks], built[n_chunks:]):
+    for markets, market_health in chunks:
         for j, (part, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
             trades[j].append(part)
             health[j].merge(market_health)
             health[j].merge(own)
     share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
-    out = [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
+    return [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
                        label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
+
+
+def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built
+               ) -> tuple[str, list[FinishedRun]]:
+    """``evaluate_batch`` as a Ray task (``built``: the chunks' markets, then their health); returns
+    (the Ray node it ran on, the finished runs)."""
+    runs = evaluate_batch(cfgs, labels, synthetic, list(zip(built[:n_chunks], built[n_chunks:])))
     import ray
 
-    return ray.get_runtime_context().get_node_id(), out
+    return ray.get_runtime_context().get_node_id(), runs
+
+
+def run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None) -> dict:
+    """Run the pending combinations in this process, without Ray (``ray.enabled=false``), and publish
+    each batch as it finishes; returns timings {tasks} in seconds. Per market: its day markets built
+    once over the whole date range (the engine's file threads), then batches of combinations (grouped
+    by strategy family, ``sweep.batch`` or 125 each) through ``evaluate_batch``, as a Ray batch task
+    would run them. ``markets`` (market key -> its chunks) keeps built markets for later calls."""
+    from core.engine import is_synthetic
+
+    started = time.perf_counter()
+    load_loops_in_background()  # numba's start overlaps the reading of the first markets
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in pending:
+        groups[market_key(cfgs[i])].append(i)
+    bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
+    done = 0
+    for mk, members in groups.items():
+        members = family_order(cfgs, members)
+        first = cfgs[members[0]]
+        chunks = (markets or {}).get(mk)
+        if chunks is None:
+            chunks = [build_markets(first)]
+            if markets is not None:
+                markets[mk] = chunks
+        size = jobs[0].setting("sweep", "batch") or 125
+        synthetic = is_synthetic(first)
+        for k in range(0, len(members), size):
+            batch = members[k:k + size]
+            runs = evaluate_batch([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch], synthetic,
+                                  chunks)
+            for i, run in zip(batch, runs):
+                bar.close()
+                results[i] = finisher.finish(jobs[i], run, fingerprints[mk], keys[i])
+                done += 1
+                bar.update(done)
+        del chunks
+    bar.close()
+    return {"tasks": time.perf_counter() - started}
+
+
+def _label(job: Job, finisher) -> str:
+    return f"#{job.index} {finisher.label(job)}: "
 
 
 def stop_in_background(ray) -> threading.Thread:
@@ -163,8 +213,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             synthetic = is_synthetic(first)
             for k in range(0, len(members), size):
                 batch = members[k:k + size]
-                ref = run_batch.remote([cfgs[i] for i in batch], [f"#{jobs[i].index} {finisher.label(jobs[i])}: "
-                                                                   for i in batch],
+                ref = run_batch.remote([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
                                        synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
                 in_flight[ref] = (mk, batch, built)
                 open_markets[mk] = open_markets.get(mk, 0) + 1

@@ -20,7 +20,7 @@ from core.finish import finish_run
 from sweep.errors import UserError
 from sweep.progress import Progress
 from sweep.plan import Job, combo_key, date_chunks, market_key, separate_results
-from sweep.fanout import init_ray, fan_out
+from sweep.fanout import fan_out, init_ray, run_here
 from sweep.publish import Finisher, check_metric, publish_comparison, walk_forward_settings
 
 
@@ -127,10 +127,13 @@ class SweepSession:
                 pending.append(i)
         self.resumed += len(jobs) - len(pending)
         if pending:
-            if self.search and self.ray is None:
-                self.ray, _ = init_ray(jobs[0])  # kept up for the next batches; closed with the session
-            timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets,
-                             stopping=self.stopping)
+            if not jobs[0].setting("ray", "enabled"):
+                timing = run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets)
+            else:
+                if self.search and self.ray is None:
+                    self.ray, _ = init_ray(jobs[0])  # kept up for the next batches; closed with the session
+                timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets,
+                                 stopping=self.stopping)
             self.nodes = max(self.nodes, timing.pop("nodes", 0))
             for k, v in timing.items():
                 self.timing[k] = self.timing.get(k, 0.0) + v

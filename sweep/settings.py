@@ -22,11 +22,12 @@ class TrackingSettings:
 class SweepSettings:
     chunk: str | int = "month"  # month | week | none | N days
     resume: bool = True
-    batch: int | None = None  # combinations per Ray task (None: about two tasks per CPU, at most 125)
+    batch: int | None = None  # combinations per Ray task (None: about two tasks per CPU, at most 125; without Ray 125)
 
 
 @dataclass
 class RaySettings:
+    enabled: bool = True  # false: combinations run in this process, no Ray (small sweeps, notebooks, debugging)
     address: str | None = None  # None: a private local Ray; "auto" or "ray://HOST:10001": a cluster
     num_cpus: int | None = None  # local Ray only; None = all cores
 

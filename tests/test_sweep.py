@@ -101,6 +101,31 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
         assert run.data.metrics["trades"] == len(single.trades) > 0
 
 
+def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_path):
+    # ray.enabled=false: no Ray is started (the closing line has no Ray start); every combination is still
+    # an MLflow child run, bit for bit a single run with the same settings, whatever key it varies.
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", "pnl_mode=delta_proxy,option_close",
+                 "ray.enabled=false", "report.enabled=false")
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("sweep: "))
+    assert line.startswith("sweep: 4 combinations (0 already done)") and "ray start" not in line, line
+    client, children, parents = child_runs(tmp_path)
+    assert len(children) == 4 and len(parents) == 1
+    for run in children:
+        params = run.data.params
+        single = run_backtest(engine_config(market, signal={"multiplier": float(params["signal.multiplier"])},
+                                            pnl_mode={"name": params["pnl_mode.name"]}))
+        local = client.download_artifacts(run.info.run_id, f"trades_{STEM}.parquet", str(tmp_path / run.info.run_id))
+        pd.testing.assert_frame_equal(pd.read_parquet(local), single.trades)
+        assert run.data.metrics["trades"] == len(single.trades) > 0
+    # The same settings through Ray give the same bytes.
+    ray_run = sweep(tmp_path / "ray", *data_args(market), "-m", "signal.multiplier=3", "pnl_mode=option_close",
+                    "ray.num_cpus=1", "tracking.enabled=false", "report.enabled=false")
+    assert "ray start" in ray_run.stdout
+    here = [p for p in (tmp_path / "multirun").rglob(f"trades_{STEM}.parquet")]
+    there = next((tmp_path / "ray" / "multirun").rglob(f"trades_{STEM}.parquet")).read_bytes()
+    assert sum(p.read_bytes() == there for p in here) == 1
+
+
 def test_resume_skips_finished_combos(market, tmp_path):
     sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "ray.num_cpus=1", "report.enabled=false")
     proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5", "ray.num_cpus=1",
