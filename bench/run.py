@@ -204,6 +204,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   alternating the cold year in-process with the commit of the 3.43 s result (728321b) and this one, three
   runs each from an empty cache: 10.2 (its first run compiled its numba cache)/6.0/6.4 s against
   5.7/6.0/6.5 s, user CPU 6.5-6.8 s against 6.0-6.7 s: no regression since that result.
+  The run of 14:49 UTC the same day (commit f0f97ae, which added only the sweep without Ray) met on
+  a slow machine what the night's missed and missed what it met: the floor 4.01 s (1.85 s at night),
+  a bare `ray.init` 6.5 s, `import mlflow` 3.2 s; Ray 2 vs 1 workers 1.77x (ok for the first time:
+  the fixed cost of each worker, about 3 s, weighs less against slower builds), cold 2.92x, warm first
+  run 0.41x, and the sweeps 36 in 27.6 s and 1,000 in 99.4 s (both MISSED).
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
@@ -292,6 +297,13 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   listing of the spot folders); the calendar library's import is no longer part of it (the driver
   caches the sessions while Ray starts). With twelve monthly chunks that first-task cost, paid once
   per worker, caps the ratio near 1.7-1.8x before Ray's own processes take their share of the cores.
+  Timed again inside the tasks on 2026-12-02 (slow afternoon): each worker's first task body starts
+  1.2-1.4 s after the driver submits (importing sweep.fanout, core and pandas); its first month takes
+  2.2-2.3 s against 0.8-1.15 s (numba's start: with numba started beforehand it is as fast as the
+  rest); after the last build, 0.2 s until the batch task runs, 0.25 s evaluation, 0.06 s finishing.
+  Ray's `RAY_preload_python_modules` (import modules in workers before their first task) was tried and
+  did not help: Ray starts the workers when the driver's job registers, at the end of `ray.init`, so
+  there is no idle time for the imports to hide in.
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
