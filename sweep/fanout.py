@@ -21,6 +21,7 @@ from sweep.plan import Job, family_order, market_key, date_chunks
 
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: on the PYTHONPATH of local Ray workers
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
 
 
 def init_ray(job: Job):
@@ -120,12 +121,9 @@ def run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets
 
     started = time.perf_counter()
     load_loops_in_background()  # numba's start overlaps the reading of the first markets
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i in pending:
-        groups[market_key(cfgs[i])].append(i)
     bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
     done = 0
-    for mk, members in groups.items():
+    for mk, members in by_market(cfgs, pending).items():
         members = family_order(cfgs, members)
         first = cfgs[members[0]]
         chunks = (markets or {}).get(mk)
@@ -133,7 +131,7 @@ def run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets
             chunks = [build_markets(first)]
             if markets is not None:
                 markets[mk] = chunks
-        size = jobs[0].setting("sweep", "batch") or 125
+        size = jobs[0].setting("sweep", "batch") or MAX_BATCH
         synthetic = is_synthetic(first)
         for k in range(0, len(members), size):
             batch = members[k:k + size]
@@ -144,13 +142,21 @@ def run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets
                 results[i] = finisher.finish(jobs[i], run, fingerprints[mk], keys[i])
                 done += 1
                 bar.update(done)
-        del chunks
+        del chunks  # the finished market is released before the next one is built
     bar.close()
     return {"tasks": time.perf_counter() - started}
 
 
 def _label(job: Job, finisher) -> str:
     return f"#{job.index} {finisher.label(job)}: "
+
+
+def by_market(cfgs: list[RunConfig], members) -> dict[str, list[int]]:
+    """``members`` (indices into ``cfgs``) grouped by their market (sweep.plan.market_key), in order."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in members:
+        groups[market_key(cfgs[i])].append(i)
+    return groups
 
 
 def stop_in_background(ray) -> threading.Thread:
@@ -188,9 +194,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
         build = ray.remote(_build_chunk).options(num_returns=2)
         run_batch = ray.remote(_run_batch)
         how = jobs[0].setting("sweep", "chunk")
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i in pending:
-            groups[market_key(cfgs[i])].append(i)
+        groups = by_market(cfgs, pending)
         cpus = max(1, int(ray.available_resources().get("CPU", 1)))
         in_flight: dict = {}  # batch ref -> (market key, members)
         open_markets: dict[str, int] = {}  # market key -> batches not yet back
@@ -209,7 +213,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
             # its families once (about 1 s per family and symbol-year), and results stream back batch by
             # batch while the rest computes
-            size = jobs[0].setting("sweep", "batch") or min(125, max(1, -(-len(members) // (2 * cpus))))
+            size = jobs[0].setting("sweep", "batch") or min(MAX_BATCH, max(1, -(-len(members) // (2 * cpus))))
             synthetic = is_synthetic(first)
             for k in range(0, len(members), size):
                 batch = members[k:k + size]

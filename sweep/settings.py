@@ -22,7 +22,7 @@ class TrackingSettings:
 class SweepSettings:
     chunk: str | int = "month"  # month | week | none | N days
     resume: bool = True
-    batch: int | None = None  # combinations per Ray task (None: about two tasks per CPU, at most 125; without Ray 125)
+    batch: int | None = None  # combinations per batch task (None: about two tasks per CPU, at most 125; without Ray 125)
 
 
 @dataclass

@@ -121,7 +121,7 @@ def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_
     ray_run = sweep(tmp_path / "ray", *data_args(market), "-m", "signal.multiplier=3", "pnl_mode=option_close",
                     "ray.num_cpus=1", "tracking.enabled=false", "report.enabled=false")
     assert "ray start" in ray_run.stdout
-    here = [p for p in (tmp_path / "multirun").rglob(f"trades_{STEM}.parquet")]
+    here = list((tmp_path / "multirun").rglob(f"trades_{STEM}.parquet"))
     there = next((tmp_path / "ray" / "multirun").rglob(f"trades_{STEM}.parquet")).read_bytes()
     assert sum(p.read_bytes() == there for p in here) == 1
 
