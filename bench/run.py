@@ -208,7 +208,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   a slow machine what the night's missed and missed what it met: the floor 4.01 s (1.85 s at night),
   a bare `ray.init` 6.5 s, `import mlflow` 3.2 s; Ray 2 vs 1 workers 1.77x (ok for the first time:
   the fixed cost of each worker, about 3 s, weighs less against slower builds), cold 2.92x, warm first
-  run 0.41x, and the sweeps 36 in 27.6 s and 1,000 in 99.4 s (both MISSED).
+  run 0.41x, and the sweeps 36 in 27.6 s and 1,000 in 99.4 s (both MISSED). The run of 16:46 UTC
+  (commit 0ae5f95, after the shell's garbage-collector settings) on the same slow machine: the floor
+  2.70 s but `pq.read_table` 4.65 s (1.72x; 1.35x on other days), so every ratio to the floor is
+  stricter than at 14:49; the sweeps 36 in 22.5 s (17.2 s without Ray) and 1,000 in 92.0 s, still
+  MISSED here; Ray 2 vs 1 workers 1.71x.
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
@@ -304,6 +308,13 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   Ray's `RAY_preload_python_modules` (import modules in workers before their first task) was tried and
   did not help: Ray starts the workers when the driver's job registers, at the end of `ray.init`, so
   there is no idle time for the imports to hide in.
+* **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
+  matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
+  36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each
+  Ray worker 0.5-0.9 s, and the interpreter's final collection at exit about 2.2 s. The shell now
+  freezes what exists (`gc.freeze`, sweep/heap.py) after Ray's start, in each worker before its first
+  batch, and at exit; library code never does. A/B by hand the same afternoon (alternating runs):
+  36 combinations 21.0-23.8 s against 25.3-26.6 s, 1,000 in 82.8 s against 100.3 s.
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
   one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
