@@ -26,7 +26,8 @@ from collections import defaultdict
 import numpy as np
 
 from .config import Strategy, clock_label
-from .layout import joined
+from .compiled import read_only
+from .layout import DayLayout, joined
 
 REASONS = ("stop", "trail", "target", "time")
 EPOCH = dt.date(1970, 1, 1)
@@ -43,35 +44,40 @@ def _loops():
 _LOADING = None  # the thread loading the compiled loops: started once per process
 
 
+def read_only_layout(layout: DayLayout) -> DayLayout:
+    """``layout`` with read-only views of its arrays, as the compiled loops take them (core.compiled)."""
+    return DayLayout(**{name: read_only(values) for name, values in layout.arrays().items()})
+
+
+def load_loops() -> None:
+    """Compile or load the compiled loops (numba's cached machine code; loading costs about half a second
+    to a second, compiling several seconds) by evaluating a two-second day whose burst at bar 1 enters a
+    trade, so that both compiled passes run with the argument types of every real call."""
+    from dataclasses import replace
+
+    from .config import default_strategy
+    from .grid import SparseSeries
+    from .layout import Window, layout_of
+    from .markets import DayMarket
+    from .signal import Candidate
+
+    bars = np.arange(2, dtype=np.int64)
+    series = SparseSeries(bars, np.array([0.0, 1.0, 11.0]), bars, np.array([np.nan, 1.0, 1.0]))
+    day = DayMarket(0, EPOCH, 0, np.ones(2), layout_of([Window(0, 0, 2, 1.0, 0, (Candidate("CE", 0, series),))]))
+    strategy = replace(default_strategy(), burst_secs=1, avg_secs=1, multiplier=1.0, min_burst_volume=0.0,
+                       trend_filter=False, entry_delay_secs=0)
+    evaluate_markets_batch([day], [strategy], "")
+
+
 def load_loops_in_background():
-    """Start loading the compiled loops (numba's cached machine code, about half a second to a second)
-    on a thread, once per process, so that a run overlaps it with reading its markets; returns the thread."""
+    """Start ``load_loops`` on a thread, once per process, so that a run overlaps it with reading its
+    markets; returns the thread."""
     import threading
 
     global _LOADING
-    if _LOADING is not None:
-        return _LOADING
-
-    def load() -> None:
-        # A two-second day whose burst at bar 1 enters a trade: both compiled passes run with the
-        # argument types of every real call.
-        from dataclasses import replace
-
-        from .config import default_strategy
-        from .grid import SparseSeries
-        from .layout import Window, layout_of
-        from .markets import DayMarket
-        from .signal import Candidate
-
-        bars = np.arange(2, dtype=np.int64)
-        series = SparseSeries(bars, np.array([0.0, 1.0, 11.0]), bars, np.array([np.nan, 1.0, 1.0]))
-        day = DayMarket(0, EPOCH, 0, np.ones(2), layout_of([Window(0, 0, 2, 1.0, 0, (Candidate("CE", 0, series),))]))
-        strategy = replace(default_strategy(), burst_secs=1, avg_secs=1, multiplier=1.0, min_burst_volume=0.0,
-                           trend_filter=False, entry_delay_secs=0)
-        evaluate_markets_batch([day], [strategy], "")
-
-    _LOADING = threading.Thread(target=load, name="atmburst-load-kernel", daemon=True)
-    _LOADING.start()
+    if _LOADING is None:
+        _LOADING = threading.Thread(target=load_loops, name="atmburst-load-kernel", daemon=True)
+        _LOADING.start()
     return _LOADING
 
 
@@ -139,7 +145,8 @@ def evaluate_markets_batch(markets, strategies: list[Strategy], symbol: str, del
 
 def _day_trades(market, batch: StrategyArrays, found: "TradeColumns", healths, delta_for, loops) -> None:
     """Signals, entries and exits of every strategy on one day (two compiled passes), into ``found``."""
-    day = market.layout
+    day = read_only_layout(market.layout)
+    spot = read_only(market.spot)
     shape = (len(day.win_start), len(batch.strategies))
     signal_bar = np.full(shape, -1, np.int64)
     cand = np.full(shape, -1, np.int64)
@@ -147,7 +154,7 @@ def _day_trades(market, batch: StrategyArrays, found: "TradeColumns", healths, d
     entry = np.full(shape, -1, np.int64)
     entry_opt, entry_spot = np.full(shape, np.nan), np.full(shape, np.nan)
     b = batch
-    loops.day_signals(market.spot, day.win_start, day.win_end, day.win_hour_open, day.win_cand_off, day.win_cands,
+    loops.day_signals(spot, day.win_start, day.win_end, day.win_hour_open, day.win_cand_off, day.win_cands,
                       day.win_rank, day.is_ce, day.volume_bars, day.volume_bars_off, day.volume_cum,
                       day.volume_cum_off, day.price_bars, day.price_bars_off, day.prices, day.prices_off,
                       b.family_burst, b.family_avg, b.family_members, b.family_off, b.class_long, b.class_filter,
@@ -172,7 +179,7 @@ def _day_trades(market, batch: StrategyArrays, found: "TradeColumns", healths, d
     exit_bar = np.zeros(shape, np.int64)
     reason = np.zeros(shape, np.int64)
     exit_opt, pnl = np.zeros(shape), np.zeros(shape)
-    loops.day_exits(market.spot, day.win_end, day.is_ce, day.price_bars, day.price_bars_off, day.prices,
+    loops.day_exits(spot, day.win_end, day.is_ce, day.price_bars, day.price_bars_off, day.prices,
                     day.prices_off, np.where(priced, entry, -1), cand, entry_opt, entry_spot, delta, b.sign,
                     b.option_close, b.max_hold, b.stop_pct, b.trail_pct, b.trail_activate_pct, b.target_pct,
                     exit_bar, reason, exit_opt, pnl)

@@ -114,8 +114,7 @@ def decode_group(data: memoryview) -> tuple[list, Health, list, int]:
     """Inverse of encode_group: (markets, health, consulted series, tick files used); ValueError if foreign.
 
     The arrays are views of ``data`` (no copy), except bar numbers stored as uint16 and flags stored as
-    uint8, which are widened to the int64 and bool the kernel takes; ``data`` should be writable (numba
-    compiles read-only arrays apart)."""
+    uint8, which are widened to the int64 and bool the kernel takes (as read-only views: core.compiled)."""
     from .markets import DayMarket
 
     if bytes(data[:len(MAGIC)]) != MAGIC:

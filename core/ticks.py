@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .compiled import read_only
+
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 IST_OFFSET_NS = 19_800 * NS  # Asia/Kolkata is UTC+05:30, without DST since 1945
@@ -185,7 +187,8 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
     if fast is not None:  # the usual file: one compiled pass (no nulls to drop; order checked on the way)
         from .ticks_loops import ist_instants
 
-        ist_ns, n_epoch_zero, ascending = ist_instants(*fast, IST_OFFSET_NS)
+        raw, unit, shift = fast
+        ist_ns, n_epoch_zero, ascending = ist_instants(read_only(raw), unit, shift, IST_OFFSET_NS)
         if not n_epoch_zero:
             file_counts = {"null_timestamp": 0, "epoch_zero_timestamp": 0}
             if not ascending:
@@ -269,7 +272,7 @@ def days_seconds(rows: TickRows, days: Iterable[int]) -> dict[int, Seconds]:
     counts = np.zeros((len(days), len(_COUNT_KINDS)), np.int64)
     from .ticks_loops import aggregate_rows  # numba: imported on the first file read, not by a warm run
 
-    every = Seconds(*aggregate_rows(ist_ns, close, volume, vol_null, dup, wanted, counts))
+    every = Seconds(*aggregate_rows(ist_ns, read_only(close), read_only(volume), vol_null, dup, wanted, counts))
     edges = np.searchsorted(every.second // 86_400, np.r_[wanted, wanted[-1] + 1])
     counts = dict(zip(_COUNT_KINDS, counts.T))
     out = {}
@@ -284,6 +287,15 @@ def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> S
     """Per-second aggregates of all of one file's ticks (every day), for tests and tools."""
     rows = prepare_rows(table, naive_timezone, has_volume)
     return merge_seconds(list(days_seconds(rows, rows.days()).values()))
+
+
+def load_loops() -> None:
+    """Compile or load the compiled loops of normalisation (core.ticks_loops, from numba's on-disk cache)
+    by normalising two ticks of the usual file (one second apart, in a fixed-offset zone, with volume):
+    their arguments have the types of every real call."""
+    instants = pa.array([1_700_000_000_000_000_000, 1_700_000_001_000_000_000], pa.timestamp("ns", tz="+05:30"))
+    normalise_ticks(pa.table({"timestamp": instants, "close": [100.0, 101.0], "vol_delta": [1.0, 2.0]}),
+                    "Asia/Kolkata", True)
 
 
 def _empty_seconds() -> Seconds:

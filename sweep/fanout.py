@@ -25,12 +25,17 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
 
 
+def on_this_machine(job: Job) -> bool:
+    """Whether ``ray.address`` leaves Ray on this machine: no address (a private local Ray) or a loopback one."""
+    address = job.setting("ray", "address")
+    return not address or str(address).split("://")[-1].rsplit(":", 1)[0] in LOOPBACK
+
+
 def init_ray(job: Job):
     """(the ray module, whether this call started Ray): a private local Ray on loopback, or the cluster
     of ``ray.address``; an already running Ray of this process is reused (and not owned)."""
     address = job.setting("ray", "address")
-    host = str(address or "").split("://")[-1].rsplit(":", 1)[0]
-    if not address or host in LOOPBACK:
+    if on_this_machine(job):
         # One machine: keep Ray on the loopback interface (Ray otherwise picks the host's network
         # address even for a local cluster); must be set before ray is imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -74,6 +79,18 @@ def _cache_sessions(cfgs: list[RunConfig]) -> None:
 
     for start, end, cache_dir in sorted({(c.start, c.end, c.cache_dir) for c in cfgs if c.cache_dir is not None}):
         nse_trading_days_cached(start, end, cache_dir)
+
+
+def _prepare_local_workers(cfgs: list[RunConfig]) -> None:
+    """What the driver does while a Ray on this machine starts, so that its workers do not each do it:
+    the sessions of every date range into the shared cache folder (``_cache_sessions``), and numba's
+    compiled loops loaded, which in a fresh checkout compiles them into numba's on-disk cache once instead
+    of in every worker at the same time."""
+    from core.ticks import load_loops as load_normalisation_loops
+
+    _cache_sessions(cfgs)
+    load_loops_in_background().join()
+    load_normalisation_loops()
 
 
 def _build_chunk(cfg: RunConfig):
@@ -183,8 +200,9 @@ def stop_in_background(ray) -> threading.Thread:
 def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None,
             stopping: list | None = None) -> dict:
     """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
-    {ray_start, tasks} in seconds. A Ray this call started is shut down before it returns, or, when
-    ``stopping`` is given and the tasks succeeded, on a thread appended to ``stopping``.
+    {ray_start, compiling (when it waited 0.5 s or more for the compiled loops), tasks} in seconds. A
+    Ray this call started is shut down before it returns, or, when ``stopping`` is given and the tasks
+    succeeded, on a thread appended to ``stopping``.
 
     Per market (symbol and data settings): one build task per date chunk puts its day markets in
     Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
@@ -195,14 +213,18 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
     from core.engine import is_synthetic
 
     t0 = time.perf_counter()
-    # The XNSE sessions of every date range, into the shared cache folder while Ray starts (its start is
-    # mostly waiting here): otherwise each worker's first build task imports the calendar library itself.
-    calendars = threading.Thread(target=_cache_sessions, args=([cfgs[i] for i in pending],), daemon=True)
-    calendars.start()
+    # While Ray starts (its start is mostly waiting here), what each worker would otherwise do itself: the
+    # XNSE sessions of every date range (the calendar library's import) and, when Ray's workers share this
+    # checkout (Ray on this machine), numba's compiled loops.
+    local = on_this_machine(jobs[0])
+    preparing = threading.Thread(target=_prepare_local_workers if local else _cache_sessions,
+                                 args=([cfgs[i] for i in pending],), daemon=True)
+    preparing.start()
     ray, owned = init_ray(jobs[0])
     t1 = time.perf_counter()
+    preparing.join()
+    t2 = time.perf_counter()  # later than t1 when numba compiles the loops (a fresh checkout)
     freeze_what_exists()  # the command's imports, Ray's among them, out of its full collections (sweep.heap)
-    calendars.join()
     try:
         build = ray.remote(_build_chunk).options(num_returns=2)
         run_batch = ray.remote(_run_batch)
@@ -255,7 +277,8 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
         if owned and stopping is not None:
             stopping.append(stop_in_background(ray))
             owned = False
-        return {"ray_start": t1 - t0, "tasks": time.perf_counter() - t1, "nodes": len(nodes)}
+        compiling = {"compiling": t2 - t1} if t2 - t1 >= 0.5 else {}
+        return {"ray_start": t1 - t0, **compiling, "tasks": time.perf_counter() - t2, "nodes": len(nodes)}
     finally:
         if owned:
             ray.shutdown()
