@@ -43,6 +43,7 @@ strategy = st.builds(
     max_hold_secs=st.sampled_from([60, 600, 3600]),
     pnl_mode=st.sampled_from(["delta_proxy", "option_close"]),
     delta_model=st.sampled_from(["fixed", "fixed", "black_scholes"]),
+    rate=st.sampled_from([0.0, 0.065, 0.1]),  # within delta.rate's validated range [0, 1]
 )
 
 
