@@ -166,14 +166,23 @@ def run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets
             batch = members[k:k + size]
             runs = evaluate_batch([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch], synthetic,
                                   chunks)
-            for i, run in zip(batch, runs):
-                bar.close()
-                results[i] = finisher.finish(jobs[i], run, fingerprints[mk], keys[i])
-                done += 1
-                bar.update(done)
+            done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
         del chunks  # the finished market is released before the next one is built
     bar.close()
     return {"tasks": time.perf_counter() - started}
+
+
+def _publish(batch: list[int], runs: list[FinishedRun], jobs, fingerprint: str, keys, finisher, results,
+             bar: Progress, done: int) -> int:
+    """Hand the finished runs of ``batch`` (indices into ``jobs``, one market of data fingerprint
+    ``fingerprint``) to the publisher, the progress bar cleared for each one's lines; returns the number
+    of combinations done."""
+    for i, run in zip(batch, runs):
+        bar.close()
+        results[i] = finisher.finish(jobs[i], run, fingerprint, keys[i])
+        done += 1
+        bar.update(done)
+    return done
 
 
 def _label(job: Job, finisher) -> str:
@@ -268,11 +277,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 del open_markets[mk]
             node, runs = ray.get(ready)
             nodes.add(node)
-            for i, run in zip(batch, runs):
-                bar.close()
-                results[i] = finisher.finish(jobs[i], run, fingerprints[market_key(cfgs[i])], keys[i])
-                done += 1
-                bar.update(done)
+            done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
         bar.close()
         if owned and stopping is not None:
             stopping.append(stop_in_background(ray))
