@@ -1,19 +1,24 @@
 """Short plain-text account of a run, for the command line (formatting only, no printing)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .engine import BacktestResult
+from .stats import column, has_column
 
 
 def headline(result: BacktestResult) -> dict:
     """Trades, total/mean pnl_pts, win rate, days traded, wall time."""
-    pnl = result.trades["pnl_pts"]
+    pnl = column(result.trades_table, "pnl_pts").astype(float, copy=False)
     n = int(len(pnl))
+    known = ~np.isnan(pnl)
+    total = float(np.where(known, pnl, 0.0).sum())  # pandas' sum and mean: missing values skipped
     return {
         "trades": n,
-        "total_pnl_pts": float(pnl.sum()) if n else 0.0,
-        "mean_pnl_pts": float(pnl.mean()) if n else 0.0,
+        "total_pnl_pts": total if n else 0.0,
+        "mean_pnl_pts": (total / known.sum() if known.any() else float("nan")) if n else 0.0,
         "win_rate": float((pnl > 0).mean()) if n else 0.0,
-        "days_traded": int(len(result.summary)),
+        "days_traded": int(result.summary_table.num_rows),
         "wall_seconds": float(result.wall_seconds),
     }
 
@@ -31,10 +36,12 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
         f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  {time_label} {h['wall_seconds']:.2f} s",
     ]
-    money = result.trades[["gross_inr", "charges_inr", "net_inr"]] if "net_inr" in result.trades else None
-    if money is not None and len(money) and not money.isna().any().any():
-        lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money.gross_inr.sum():,.2f}  "
-                     f"charges Rs {money.charges_inr.sum():,.2f}  net Rs {money.net_inr.sum():,.2f}")
+    table = result.trades_table
+    money = {n: column(table, n).astype(float) for n in ("gross_inr", "charges_inr", "net_inr")} \
+        if has_column(table, "net_inr") and table.num_rows else None
+    if money is not None and not any(np.isnan(v).any() for v in money.values()):
+        lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr'].sum():,.2f}  "
+                     f"charges Rs {money['charges_inr'].sum():,.2f}  net Rs {money['net_inr'].sum():,.2f}")
     problems = {k: v for k, v in result.health["problems"].items() if v}
     if problems:
         explain, examples = result.health.get("explain", {}), result.health.get("messages", {})
@@ -51,8 +58,9 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
     return "\n".join(lines)
 
 
-def format_stats(stats: dict, by_anchor=None) -> str:
-    """The statistics as an aligned table (and pnl by anchor hour, if given)."""
+def format_stats(stats: dict, by_anchor: list[dict] | None = None) -> str:
+    """The statistics as an aligned table (and pnl by anchor hour, if given: core.stats.breakdown_records'
+    rows)."""
     def fmt(v):
         if v is None:
             return "-"
@@ -66,7 +74,7 @@ def format_stats(stats: dict, by_anchor=None) -> str:
         left = f"{rows[i][0]:<{width}} {rows[i][1]:>12}"
         right = f"{rows[i + half][0]:<{width}} {rows[i + half][1]:>12}" if i + half < len(rows) else ""
         lines.append(f"  {left}    {right}".rstrip())
-    if by_anchor is not None and len(by_anchor):
-        lines.append("  by anchor: " + "  ".join(f"{a[:5]} {r.total_pnl_pts:+.1f} ({int(r.trades)})"
-                                            for a, r in by_anchor.iterrows()))
+    if by_anchor:
+        lines.append("  by anchor: " + "  ".join(f"{r['anchor'][:5]} {r['total_pnl_pts']:+.1f} ({int(r['trades'])})"
+                                            for r in by_anchor))
     return "\n".join(lines)

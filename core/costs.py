@@ -82,6 +82,18 @@ def slipped(price: np.ndarray, selling: np.ndarray, settings: CostSettings) -> n
     return np.where(selling, np.maximum(TICK, price - amount), price + amount)
 
 
+@functools.lru_cache(maxsize=65536)
+def _pair_terms(symbol: str, charged: bool, pair: int) -> tuple[float, tuple[float, ...], str | None]:
+    """(lot size, the RATE_KINDS rates (0 when not ``charged``), None) of the trades of one (trade
+    date, expiry) ``pair`` (days since 1970: date * 100,000 + expiry); (0, zeros, the reason) when
+    its lot size or a rate is unknown. Cached: a sweep costs the same days for every combination."""
+    day, expiry = EPOCH + dt.timedelta(days=pair // 100_000), EPOCH + dt.timedelta(days=pair % 100_000)
+    try:
+        return float(lot_size(symbol, expiry)), tuple(rate(k, day) if charged else 0.0 for k in RATE_KINDS), None
+    except ValueError as exc:
+        return 0.0, (0.0,) * len(RATE_KINDS), f"{symbol} trade on {day}: {exc}; its costs are left empty"
+
+
 def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[pa.Table, list[str]]:
     """``trades`` with the cost columns appended, and a message per trade that could not be costed.
 
@@ -105,19 +117,11 @@ def trade_costs(trades: pa.Table, settings: CostSettings, symbol: str) -> tuple[
         buy_px = np.where(side_sell, exit_fill, entry_fill)
         cols["entry_fill"], cols["exit_fill"] = entry_fill, exit_fill
         cols["gross_pts"] = sell_px - buy_px
-        pair_lots = np.zeros(len(pairs))
-        pair_rates = {k: np.zeros(len(pairs)) for k in RATE_KINDS}
-        pair_costed = np.ones(len(pairs), bool)
-        reasons: dict[int, str] = {}
-        for p, pair in enumerate(pairs.tolist()):  # each (trade date, expiry) once
-            day, expiry = EPOCH + dt.timedelta(days=pair // 100_000), EPOCH + dt.timedelta(days=pair % 100_000)
-            try:
-                pair_lots[p] = lot_size(symbol, expiry)
-                for k in RATE_KINDS:
-                    pair_rates[k][p] = rate(k, day) if settings.name != "none" else 0.0
-            except ValueError as exc:
-                pair_costed[p] = False
-                reasons[p] = f"{symbol} trade on {day}: {exc}; its costs are left empty"
+        terms = [_pair_terms(symbol, settings.name != "none", pair) for pair in pairs.tolist()]
+        pair_lots = np.array([t[0] for t in terms], float)
+        pair_rates = {k: np.array([t[1][i] for t in terms], float) for i, k in enumerate(RATE_KINDS)}
+        pair_costed = np.array([t[2] is None for t in terms], bool)
+        reasons = {p: t[2] for p, t in enumerate(terms) if t[2] is not None}
         lots, costed = pair_lots[pair_of], pair_costed[pair_of]
         rates = {k: v[pair_of] for k, v in pair_rates.items()}
         problems = [reasons[p] for p in pair_of[~costed].tolist()]  # one per trade, in trade order

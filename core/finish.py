@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config import RunConfig
 from .console import format_result
 from .engine import BacktestResult
-from .outputs import output_paths, write_run_files
-from .stats import breakdowns, metrics_for_tracking, summary_stats
+from .outputs import output_paths, write_run_files, write_table
+from .stats import breakdown_records, metrics_for_tracking, summary_stats
 
 
 @dataclass
@@ -36,7 +35,7 @@ class FinishedRun:
     console: str  # format_result's lines
     daily_dates: np.ndarray = field(repr=False)  # trade_date (days since 1970) of each traded day
     daily_pnl: np.ndarray = field(repr=False)  # pnl_pts of that day
-    by_anchor: pd.DataFrame | None = field(default=None, repr=False)  # trades and pnl by anchor hour
+    by_anchor: list[dict] | None = field(default=None, repr=False)  # trades and pnl by anchor hour (stats file rows)
     synthetic: bool = False
     wall_seconds: float = 0.0
 
@@ -53,26 +52,19 @@ class FinishedRun:
 def parquet_bytes(table: pa.Table, synthetic: bool) -> bytes:
     """A table as parquet bytes, labelled SYNTHETIC or user data in its schema metadata (as every output)."""
     sink = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata({b"atmburst.data": b"SYNTHETIC" if synthetic else b"user"}), sink)
+    write_table(table.replace_schema_metadata({b"atmburst.data": b"SYNTHETIC" if synthetic else b"user"}), sink)
     return sink.getvalue()
-
-
-def _records(table: pd.DataFrame) -> list[dict]:
-    """``table.reset_index().to_dict(orient="records")``, without pandas' per-cell overhead."""
-    names = [table.index.name, *table.columns]
-    columns = [table.index.tolist(), *(table[c].tolist() for c in table.columns)]
-    return [dict(zip(names, row)) for row in zip(*columns)]
 
 
 def finish_run(result: BacktestResult, label: str = "", time_label: str = "wall") -> FinishedRun:
     """The published form of ``result`` (files as bytes, statistics, metrics, console text)."""
     cfg = result.config
-    stats = summary_stats(result.trades)
-    tables = breakdowns(result.trades, cfg.strike_step)
+    stats = summary_stats(result.trades_table)
+    tables = breakdown_records(result.trades_table, cfg.strike_step)
     paths = output_paths(cfg.results_dir, cfg.symbol, cfg.start, cfg.end)
     stem = paths["trades"].stem.replace("trades_", "")
     stats_doc = {"synthetic_data": result.synthetic, **stats,
-                 "breakdowns": {k: _records(v) for k, v in tables.items()}}
+                 "breakdowns": tables}
     files = {paths["trades"].name: parquet_bytes(result.trades_table, result.synthetic),
              paths["summary"].name: parquet_bytes(result.summary_table, result.synthetic),
              f"stats_{stem}.json": json.dumps(stats_doc, indent=2, default=str).encode()}
@@ -104,6 +96,5 @@ def load_result(paths: dict[str, Path], cfg: RunConfig, health: dict, synthetic:
     """A BacktestResult read back from a run's written trades and summary files (for its report)."""
     trades = pq.read_table(paths["trades"]).replace_schema_metadata(None)
     summary = pq.read_table(paths["summary"]).replace_schema_metadata(None)
-    return BacktestResult(trades=trades.to_pandas(), summary=summary.to_pandas(), health=health,
-                          wall_seconds=float(health.get("wall_seconds", 0.0)), config=cfg, trades_table=trades,
-                          summary_table=summary, synthetic=synthetic)
+    return BacktestResult(trades_table=trades, summary_table=summary, health=health,
+                          wall_seconds=float(health.get("wall_seconds", 0.0)), config=cfg, synthetic=synthetic)

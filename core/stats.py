@@ -1,7 +1,8 @@
 """Statistics of a run's trades, in points (pnl_pts). Formulas are in docs/statistics.md.
 
-All functions are pure over the trades frame of strategy.md §8 (plus the extra columns ``atm`` and
-``days_to_expiry`` the engine adds). Nothing here prints.
+All functions are pure over the trades of strategy.md §8 (plus the extra columns ``atm`` and
+``days_to_expiry`` the engine adds), as a pandas frame or an arrow table (a sweep finishes each
+combination from its arrow table, without a pandas copy). Nothing here prints.
 """
 from __future__ import annotations
 
@@ -9,6 +10,22 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+Trades = pd.DataFrame | pa.Table
+
+
+def has_column(trades: Trades, name: str) -> bool:
+    """Whether ``trades`` (a frame or an arrow table) has column ``name``."""
+    return name in (trades.column_names if isinstance(trades, pa.Table) else trades.columns)
+
+
+def column(trades: Trades, name: str) -> np.ndarray:
+    """Column ``name`` of ``trades`` as a numpy array: floats with NaN for missing values, strings as
+    Python objects, arrow dates as datetime64[D] (pandas' dates as objects; both print as YYYY-MM-DD)."""
+    if isinstance(trades, pa.Table):
+        return trades.column(name).to_numpy(zero_copy_only=False)
+    return trades[name].to_numpy()
 
 TRADING_DAYS_PER_YEAR = 252
 # Statistics where a smaller value is the better one (a ranking sorts these ascending).
@@ -37,25 +54,24 @@ def drawdown(pnl: np.ndarray) -> tuple[float, int, int]:
 
 
 def longest_losing_streak(pnl: np.ndarray) -> int:
-    best = run = 0
-    for x in pnl:
-        run = run + 1 if x < 0 else 0
-        best = max(best, run)
-    return best
+    """The most losing trades (pnl < 0) in a row."""
+    losing = np.concatenate(([False], np.asarray(pnl) < 0, [False]))
+    edges = np.flatnonzero(losing[1:] != losing[:-1])  # starts and ends of the losing runs, alternating
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
 def summary_stats(trades: pd.DataFrame) -> dict:
     """Headline statistics: counts, pnl, win/loss, profit factor, drawdown, daily Sharpe/Sortino."""
-    pnl = trades["pnl_pts"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
+    pnl = column(trades, "pnl_pts").astype(float, copy=False) if len(trades) else np.zeros(0)
     n = len(pnl)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    daily = _group_sums(trades["trade_date"].to_numpy(), pnl)[1] if n else np.zeros(0)
+    dates = column(trades, "trade_date") if n else []
+    daily = _group_sums(dates, pnl)[1] if n else np.zeros(0)
     dd, peak_i, trough_i = drawdown(pnl)
     gross_win, gross_loss = float(wins.sum()), float(-losses.sum())
     daily_sd = float(np.std(daily, ddof=1)) if len(daily) > 1 else float("nan")
     downside = float(np.sqrt(np.mean(np.minimum(daily, 0.0) ** 2))) if len(daily) else float("nan")
     ann = math.sqrt(TRADING_DAYS_PER_YEAR)
-    dates = trades["trade_date"].to_numpy() if n else []
     return {
         "trades": n,
         "days_traded": int(len(daily)),
@@ -82,15 +98,16 @@ def money_stats(trades: pd.DataFrame) -> dict:
     """Gross and net side by side, in rupees and in points after slippage and charges (None when
     any trade could not be costed, e.g. a date outside the charge tables)."""
     names = ("gross_inr", "charges_inr", "net_inr", "net_pts")
-    if not len(trades) or any(n not in trades for n in names) or trades[list(names)].isna().any().any():
+    values = {n: column(trades, n).astype(float) for n in names if has_column(trades, n)} if len(trades) else {}
+    if len(values) < len(names) or any(np.isnan(v).any() for v in values.values()):
         return {"gross_inr": None, "charges_inr": None, "net_inr": None, "total_net_pts": None,
                 "mean_net_pts": None, "net_win_rate": None, "net_profit_factor": None}
-    net = trades["net_pts"].to_numpy(dtype=float)
+    net = values["net_pts"]
     wins, losses = net[net > 0].sum(), -net[net < 0].sum()
     return {
-        "gross_inr": float(trades["gross_inr"].sum()),
-        "charges_inr": float(trades["charges_inr"].sum()),
-        "net_inr": float(trades["net_inr"].sum()),
+        "gross_inr": float(values["gross_inr"].sum()),
+        "charges_inr": float(values["charges_inr"].sum()),
+        "net_inr": float(values["net_inr"].sum()),
         "total_net_pts": float(net.sum()),
         "mean_net_pts": float(net.mean()),
         "net_win_rate": float((net > 0).mean()),
@@ -98,27 +115,75 @@ def money_stats(trades: pd.DataFrame) -> dict:
     }
 
 
-def breakdowns(trades: pd.DataFrame, step: int | None = None) -> dict[str, pd.DataFrame]:
+BREAKDOWN_COLUMNS = ("trades", "total_pnl_pts", "mean_pnl_pts", "win_rate")
+
+
+def breakdown_columns(trades: Trades, step: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Trades, total and mean pnl and win rate by anchor, option type, exit reason, strike distance
-    from ATM (in strike steps) and days to expiry."""
+    from ATM (in strike steps) and days to expiry: for each grouping, its sorted labels (under the
+    grouping's name) and the BREAKDOWN_COLUMNS, one value per label."""
     if not len(trades):
         return {}
-    pnl = trades["pnl_pts"].to_numpy(dtype=float)
-    keys = {"anchor": trades["anchor"].to_numpy(), "opt_type": trades["opt_type"].to_numpy(),
-            "exit_reason": trades["exit_reason"].to_numpy()}
-    if "atm" in trades and step:
-        keys["strike_distance"] = ((trades["strike"].to_numpy() - trades["atm"].to_numpy()) // step).astype(int)
-    if "days_to_expiry" in trades:
-        keys["days_to_expiry"] = trades["days_to_expiry"].to_numpy()
+    pnl = column(trades, "pnl_pts").astype(float, copy=False)
+    keys = {name: _labels_column(trades, name) for name in ("anchor", "opt_type", "exit_reason")}
+    if has_column(trades, "atm") and step:
+        keys["strike_distance"] = ((column(trades, "strike") - column(trades, "atm")) // step).astype(int)
+    if has_column(trades, "days_to_expiry"):
+        keys["days_to_expiry"] = column(trades, "days_to_expiry")
+    won = (pnl > 0).astype(float)
     out = {}
     for name, values in keys.items():
-        labels, codes = np.unique(values.astype(object) if values.dtype == object else values, return_inverse=True)
+        labels, codes = _sorted_codes(values)
         count = np.bincount(codes, minlength=len(labels))
         total = np.bincount(codes, weights=pnl, minlength=len(labels))
-        wins = np.bincount(codes, weights=(pnl > 0).astype(float), minlength=len(labels))
-        out[name] = pd.DataFrame({"trades": count, "total_pnl_pts": total, "mean_pnl_pts": total / count,
-                                  "win_rate": wins / count}, index=pd.Index(labels, name=name))
+        wins = np.bincount(codes, weights=won, minlength=len(labels))
+        out[name] = {name: labels, "trades": count, "total_pnl_pts": total, "mean_pnl_pts": total / count,
+                     "win_rate": wins / count}
     return out
+
+
+def breakdowns(trades: Trades, step: int | None = None) -> dict[str, pd.DataFrame]:
+    """``breakdown_columns`` as frames indexed by the grouping's labels."""
+    return {name: pd.DataFrame({k: columns[k] for k in BREAKDOWN_COLUMNS}, index=pd.Index(columns[name], name=name))
+            for name, columns in breakdown_columns(trades, step).items()}
+
+
+def breakdown_records(trades: Trades, step: int | None = None) -> dict[str, list[dict]]:
+    """``breakdown_columns`` as rows {label, trades, total_pnl_pts, mean_pnl_pts, win_rate} of Python
+    numbers (``breakdowns(...)[name].reset_index().to_dict(orient="records")``, without pandas)."""
+    out = {}
+    for name, columns in breakdown_columns(trades, step).items():
+        names = (name, *BREAKDOWN_COLUMNS)
+        out[name] = [dict(zip(names, row)) for row in zip(*(columns[k].tolist() for k in names))]
+    return out
+
+
+def _labels_column(trades: Trades, name: str) -> np.ndarray | pa.ChunkedArray:
+    """Column ``name`` for _sorted_codes: an arrow string column stays arrow (encoded without making
+    a Python string per trade)."""
+    if isinstance(trades, pa.Table) and pa.types.is_string(trades.schema.field(name).type):
+        return trades.column(name)
+    return column(trades, name)
+
+
+def _sorted_codes(values: np.ndarray | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``: the sorted distinct values and each value's index
+    among them. Strings (a handful of distinct labels) are hashed rather than sorted as objects: that
+    sort took a tenth of finishing a sweep's combination."""
+    if isinstance(values, pa.ChunkedArray):
+        encoded = values.combine_chunks().dictionary_encode()
+        if encoded.null_count:
+            return _sorted_codes(values.to_numpy(zero_copy_only=False))
+        distinct = encoded.dictionary.to_pylist()
+        order = sorted(range(len(distinct)), key=distinct.__getitem__)
+        rank = np.empty(len(order), np.intp)
+        rank[order] = np.arange(len(order))
+        return np.array([distinct[i] for i in order], dtype=object), rank[encoded.indices.to_numpy()]
+    if values.dtype != object:
+        return np.unique(values, return_inverse=True)
+    labels = np.array(sorted(set(values.tolist())), dtype=object)
+    position = {label: i for i, label in enumerate(labels.tolist())}
+    return labels, np.fromiter(map(position.__getitem__, values.tolist()), dtype=np.intp, count=len(values))
 
 
 def _group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

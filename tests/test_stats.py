@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.report import bootstrap_mean_interval, sweep_report
 from core.stats import breakdowns, drawdown, summary_stats
@@ -55,6 +57,66 @@ def test_breakdowns_by_strike_distance_and_expiry():
     assert list(b["strike_distance"].index) == [1] and b["strike_distance"].loc[1, "trades"] == 3
     assert b["anchor"].loc["10:00:00", "total_pnl_pts"] == 15.0
     assert b["days_to_expiry"].loc[2, "win_rate"] == pytest.approx(2 / 3)
+
+
+def test_statistics_of_an_arrow_table_equal_those_of_the_frame():
+    """A sweep finishes combinations from arrow tables (core.finish); every statistic, breakdown and
+    row of the stats file is the same as from the pandas frame, missing values included."""
+    import pyarrow as pa
+
+    from core.stats import breakdown_records, column
+
+    t = trades_frame([10.0, -5.0, float("nan"), 20.0, -10.0, 3.0],
+                     ["2024-07-01", "2024-07-01", "2024-07-02", "2024-07-03", "2024-07-03", "2024-07-04"])
+    t["exit_reason"] = ["stop", "target", "time", "stop", "trail", "target"]
+    t["opt_type"] = ["PE", "CE", "CE", "PE", "CE", "PE"]
+    t["days_to_expiry"] = [2, 0, 1, 2, 0, 5]
+    for name, values in (("gross_inr", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), ("charges_inr", [0.5] * 6),
+                         ("net_inr", [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]), ("net_pts", [0.1] * 6)):
+        t[name] = values
+    table = pa.Table.from_pandas(t, preserve_index=False)
+    assert str(column(table, "trade_date")[0]) == str(column(t, "trade_date")[0]) == "2024-07-01"
+    frame_stats, table_stats = summary_stats(t), summary_stats(table)
+    assert frame_stats == table_stats or all(  # NaN != NaN: compare as strings
+        str(frame_stats[k]) == str(table_stats[k]) for k in frame_stats)
+    assert table_stats["gross_inr"] == 21.0 and table_stats["longest_losing_streak"] == 1
+    frames = breakdowns(t, step=100)
+    assert list(frames["exit_reason"].index) == ["stop", "target", "time", "trail"]
+    records = breakdown_records(table, step=100)
+    assert records.keys() == frames.keys()
+    for name, frame in frames.items():
+        assert str(records[name]) == str(frame.reset_index().to_dict(orient="records"))
+        pd.testing.assert_frame_equal(breakdowns(table, step=100)[name], frame)
+    t.loc[3, "charges_inr"] = float("nan")  # a trade without costs: no money statistics
+    assert summary_stats(pa.Table.from_pandas(t, preserve_index=False))["net_inr"] is None
+    assert summary_stats(t)["net_inr"] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([-1.0, 0.0, 2.0, float("nan")]), max_size=30))
+def test_longest_losing_streak_counts_losses_in_a_row(pnl):
+    from core.stats import longest_losing_streak
+
+    best = run = 0
+    for x in pnl:
+        run = run + 1 if x < 0 else 0
+        best = max(best, run)
+    assert longest_losing_streak(np.array(pnl)) == best
+
+
+def test_output_tables_dictionary_encode_only_their_strings(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.outputs import write_table
+
+    table = pa.table({"label": ["a", "b", "a"], "value": [1.5, 2.5, 1.5], "n": [1, 2, 3]})
+    write_table(table, tmp_path / "t.parquet")
+    columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(3)}
+    assert any("DICTIONARY" in e for e in encodings["label"])
+    assert not any("DICTIONARY" in e for e in encodings["value"] + encodings["n"])
+    assert pq.read_table(tmp_path / "t.parquet").equals(table)
 
 
 def test_sweep_report_warns_when_edge_is_noise():
