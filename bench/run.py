@@ -268,8 +268,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   it (read from the market cache), and the overfitting statistics' scipy import overlaps the
   computation. The marginal cost per combination end to end is the batch kernel (the `batch kernel`
   line), finishing each combination where it ran (costs, daily summary, statistics, breakdowns,
-  parquet bytes: the `finishing` line) and MLflow's SQLAlchemy store in the logging processes
-  (measured on 2026-12-01 in one process: 24 ms a child run for create, five artifacts, one log_batch
+  parquet bytes: the `finishing` line; from the arrow tables since the evening of 2026-12-02: 26.9 ms
+  -> 9.6 ms of CPU per combination in one process, docs/sweeps.md) and MLflow's SQLAlchemy store in the
+  logging processes (py-spy over a 216-combination sweep that evening: about 40 ms of CPU per child run,
+  half of it log_batch, whose params, metrics and tags are three transactions that each load the run;
+  measured on 2026-12-01 in one process: 24 ms a child run for create, five artifacts, one log_batch
   of 40 params, 43 metrics and the completion tag, terminate; creating a run and its five artifact
   calls 9.5 ms against 8.8-9.0 ms with one `log_artifacts` of a folder: not worth a staging folder of
   hard links, whose file creations cost more than that on this disk). On a workstation with more cores every part but the driver's
