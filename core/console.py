@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import BacktestResult
-from .stats import column, has_column
+from .stats import column, money_stats
 
 
 def headline(result: BacktestResult) -> dict:
@@ -36,12 +36,10 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
         f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  {time_label} {h['wall_seconds']:.2f} s",
     ]
-    table = result.trades_table
-    money = {n: column(table, n).astype(float) for n in ("gross_inr", "charges_inr", "net_inr")} \
-        if has_column(table, "net_inr") and table.num_rows else None
-    if money is not None and not any(np.isnan(v).any() for v in money.values()):
-        lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr'].sum():,.2f}  "
-                     f"charges Rs {money['charges_inr'].sum():,.2f}  net Rs {money['net_inr'].sum():,.2f}")
+    money = money_stats(result.trades_table)
+    if money["net_inr"] is not None:
+        lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr']:,.2f}  "
+                     f"charges Rs {money['charges_inr']:,.2f}  net Rs {money['net_inr']:,.2f}")
     problems = {k: v for k, v in result.health["problems"].items() if v}
     if problems:
         explain, examples = result.health.get("explain", {}), result.health.get("messages", {})

@@ -94,7 +94,7 @@ def summary_stats(trades: pd.DataFrame) -> dict:
     }
 
 
-def money_stats(trades: pd.DataFrame) -> dict:
+def money_stats(trades: Trades) -> dict:
     """Gross and net side by side, in rupees and in points after slippage and charges (None when
     any trade could not be costed, e.g. a date outside the charge tables)."""
     names = ("gross_inr", "charges_inr", "net_inr", "net_pts")

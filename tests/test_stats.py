@@ -158,3 +158,26 @@ def test_the_report_inspects_trades_from_the_markets_the_run_kept(regression, mo
         assert kept is not None and rebuilt[i] is not None
         for key in ("bars", "spot", "volume", "burst", "threshold"):
             np.testing.assert_array_equal(kept[key], rebuilt[i][key])
+
+
+def test_console_money_line_sums_the_costed_trades_and_is_left_out_when_one_is_not():
+    import pyarrow as pa
+
+    from core.config import load_config
+    from core.console import format_result
+    from core.engine import BacktestResult
+
+    t = trades_frame([10.0, -4.0], ["2024-07-01", "2024-07-02"])
+    t["gross_inr"], t["charges_inr"] = [1500.0, -600.0], [40.25, 39.5]
+    t["net_inr"] = t["gross_inr"] - t["charges_inr"]
+    t["net_pts"] = [9.7, -4.3]
+    cfg = load_config({"symbol": "BANKNIFTY", "start": "2024-07-01", "end": "2024-07-02"}, check_paths=False)
+    health = {"problems": {}, "warnings": []}
+
+    def text(frame):
+        return format_result(BacktestResult(pa.Table.from_pandas(frame, preserve_index=False), pa.table({"d": [1]}),
+                                            health, 0.5, cfg))
+
+    assert f"gross Rs 900.00  charges Rs 79.75  net Rs 820.25" in text(t)
+    uncosted = t.assign(charges_inr=[40.25, np.nan], net_inr=[1459.75, np.nan])
+    assert "money" not in text(uncosted) and "trades 2" in text(uncosted)
