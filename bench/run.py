@@ -3,9 +3,9 @@
     python bench/run.py [--data bench/data/year] [--start 2023-01-02] [--end 2023-12-29]
                         [--data3 bench/data/years3 --end3 2025-12-31]
 
-Makes (or reuses) a year of synthetic BANKNIFTY at real density (three years for the scaling in
-years are used when present: python -m core.synth --start 2023-01-02 --end 2025-12-31 --seed 7
---out bench/data/years3), then measures, each in its own process with its peak memory over the
+Makes (or reuses) a year of synthetic BANKNIFTY at real density (three years, for the scaling in
+years, are used when present: python -m core.synth --symbol BANKNIFTY --start 2023-01-02
+--end 2025-12-31 --seed 7 --out bench/data/years3), then measures, each in its own process with its peak memory over the
 process tree (summed resident memory, which counts a shared page such as Ray's object store once per
 process that maps it, and PSS, which splits it; sampled with pauses of ten times a sample's own cost,
 at least 0.1 s, so the sampler stays under a tenth of a core):
