@@ -213,6 +213,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   2.70 s but `pq.read_table` 4.65 s (1.72x; 1.35x on other days), so every ratio to the floor is
   stricter than at 14:49; the sweeps 36 in 22.5 s (17.2 s without Ray) and 1,000 in 92.0 s, still
   MISSED here; Ray 2 vs 1 workers 1.71x.
+  The run of 06:40 UTC on 2026-12-03 (commit e0b0f61, the engine of c426c99) came on a slower spell
+  than the evening before (the floor 2.59 s against 1.97 s, `pq.read_table` 4.27 s against 2.91 s):
+  Ray 2 vs 1 workers 1.71x (ok; 1.55x the evening before), 36 combinations 15.9 s (MISSED; 14.3 s the
+  evening before, and 14.6 s by hand an hour earlier), 1,000 in 54.1 s (ok).
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
@@ -311,6 +315,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   Ray's `RAY_preload_python_modules` (import modules in workers before their first task) was tried and
   did not help: Ray starts the workers when the driver's job registers, at the end of `ray.init`, so
   there is no idle time for the imports to hide in.
+  Weekly date chunks instead of monthly (2026-12-03, cold year, alternating runs by hand): 2 workers
+  7.6/6.7 s against 5.3/5.4 s with months, 1 worker 11.6/13.5 s against 13.0/9.4 s; months stay the
+  default.
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each
