@@ -16,6 +16,7 @@ from core.engine import build_markets, evaluate_markets, results_from_trades
 from core.health import Health
 from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
+from sweep.errors import UserError
 from sweep.heap import freeze_what_exists
 from sweep.progress import Progress
 from sweep.plan import Job, family_order, market_key, date_chunks
@@ -29,6 +30,23 @@ def on_this_machine(job: Job) -> bool:
     """Whether ``ray.address`` leaves Ray on this machine: no address (a private local Ray) or a loopback one."""
     address = job.setting("ray", "address")
     return not address or str(address).split("://")[-1].rsplit(":", 1)[0] in LOOPBACK
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise UserError at once when nothing accepts a TCP connection at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; other forms, such as ``auto``, are left to Ray): Ray itself retries an
+    unreachable address for minutes before it gives up."""
+    import socket
+
+    host, _, port = str(address).split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"nothing answers at ray.address={address} ({exc.strerror or type(exc).__name__}): start "
+                        "the cluster first (ray start --head; docs/sweeps.md), fix the address, or leave ray.address "
+                        "unset for a private Ray on this machine") from None
 
 
 def init_ray(job: Job):
@@ -54,7 +72,16 @@ def init_ray(job: Job):
         import sweep
 
         modules = [str(Path(core.__file__).parent), str(Path(sweep.__file__).parent)]
-        ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
+        check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
+        except (ConnectionError, TimeoutError, ValueError) as exc:  # Ray's errors for an unreachable cluster
+            reason = " ".join(str(exc).split())[:300]
+            raise UserError(
+                f"cannot connect to the Ray cluster of ray.address={address} ({type(exc).__name__}: {reason}). "
+                f"Check that it runs (ray status --address {address}) and that RAY_AUTH_MODE in this "
+                "environment matches how it was started (token authentication: docs/sweeps.md), or leave "
+                "ray.address unset for a private Ray on this machine") from None
     else:
         # This checkout on the workers' import path through the environment they inherit from the raylet,
         # not a runtime_env: a job with one does not use the workers Ray prestarts and waits for new ones

@@ -166,6 +166,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_cluster_address_where_nothing_answers_is_one_line_exit_2_at_once(market, tmp_path):
+    # Ray itself retries an unreachable address for minutes (measured: still retrying after 12 min).
+    from sweep.errors import UserError
+    from sweep.fanout import check_reachable
+
+    port = _free_port()  # nothing listens here
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(UserError, match=f"nothing answers at ray.address={address}"):
+            check_reachable(address, timeout=2)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"127.0.0.1:{listening.getsockname()[1]}", timeout=2)  # something answers: Ray's turn
+    check_reachable("auto")  # not HOST:PORT: left to Ray
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", f"ray.address=127.0.0.1:{port}",
+                 "tracking.enabled=false", "report.enabled=false", check=False)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines[-1].startswith(f"atmburst: nothing answers at ray.address=127.0.0.1:{port}"), lines
+
+
 def test_cluster_path_and_tracking_off(market, tmp_path):
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     port = _free_port()
@@ -192,6 +213,13 @@ def test_cluster_path_and_tracking_off(market, tmp_path):
         proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", f"ray.address=127.0.0.1:{port}",
                      "tracking.enabled=false", env_extra=auth)
         assert "sweep: 2 combinations" in proc.stdout
+        if auth:  # a driver without the cluster's token authentication: Ray gives up after ~20 s; one line
+            wrong = sweep(tmp_path / "no_auth", *data_args(market), "-m", "signal.multiplier=1.5",
+                          f"ray.address=127.0.0.1:{port}", "tracking.enabled=false", "report.enabled=false",
+                          check=False, env_extra={"RAY_AUTH_MODE": "disabled"})
+            lines = [ln for ln in wrong.stderr.strip().splitlines() if ln.strip()]
+            assert wrong.returncode == 2 and "Traceback" not in wrong.stderr, wrong.stderr[-3000:]
+            assert lines[-1].startswith("atmburst: cannot connect to the Ray cluster") and "RAY_AUTH_MODE" in lines[-1]
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
