@@ -18,6 +18,7 @@ from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
 from sweep.errors import UserError
 from sweep.heap import freeze_what_exists
+from sweep.net import connect_problem
 from sweep.progress import Progress
 from sweep.plan import Job, family_order, market_key, date_chunks
 
@@ -36,17 +37,11 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Raise UserError at once when nothing accepts a TCP connection at ``address`` (``HOST:PORT`` or
     ``ray://HOST:PORT``; other forms, such as ``auto``, are left to Ray): Ray itself retries an
     unreachable address for minutes before it gives up."""
-    import socket
-
-    host, _, port = str(address).split("://")[-1].rpartition(":")
-    if not host or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise UserError(f"nothing answers at ray.address={address} ({exc.strerror or type(exc).__name__}): start "
-                        "the cluster first (ray start --head; docs/sweeps.md), fix the address, or leave ray.address "
-                        "unset for a private Ray on this machine") from None
+    problem = connect_problem(address, timeout)
+    if problem:
+        raise UserError(f"nothing answers at ray.address={address} ({problem}): start the cluster first (ray start "
+                        "--head; docs/sweeps.md), fix the address, or leave ray.address unset for a private Ray on "
+                        "this machine")
 
 
 def init_ray(job: Job):

@@ -22,12 +22,14 @@ from sweep.progress import Progress
 from sweep.plan import Job, combo_key, date_chunks, market_key, separate_results
 from sweep.fanout import fan_out, init_ray, run_here
 from sweep.publish import Finisher, check_metric, publish_comparison, walk_forward_settings
+from sweep.settings import check_counts
 
 
 def run_single(job: Job, base_dir: Path) -> dict:
     """One backtest in this process (no Ray): write, print, track."""
     try:
         cfg = load_config(job.engine, base_dir)
+        check_counts(job.setting)
     except ConfigError as exc:
         raise UserError(f"config error: {exc}") from None
     bar = Progress(0, "days", quiet=bool(job.shell.get("quiet")))
@@ -99,6 +101,10 @@ class SweepSession:
         if jobs[0].setting("report", "enabled") or self.search:  # checked before any work
             check_metric(str(jobs[0].setting("report", "metric")), "report.metric")
             walk_forward_settings(jobs[0], str(jobs[0].setting("report", "metric")))
+        try:
+            check_counts(jobs[0].setting)
+        except ConfigError as exc:
+            raise UserError(f"config error: {exc}") from None
         how = jobs[0].setting("sweep", "chunk")
         for cfg in cfgs:
             date_chunks(cfg.start, cfg.end, how)  # validates sweep.chunk before any work

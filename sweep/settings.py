@@ -5,7 +5,10 @@ is checked against it by a test. None of these keys changes a trade.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+
+from core import ConfigError
 
 
 @dataclass
@@ -61,3 +64,21 @@ class ShellSettings:
 
 SHELL_DEFAULTS: dict = asdict(ShellSettings())
 SHELL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ShellSettings))
+
+
+# (section, key, smallest value, what null means) of the shell's counts
+COUNTS = (("ray", "num_cpus", 1, "all cores"), ("sweep", "batch", 1, "about two batches per CPU, at most 125"),
+          ("tracking", "log_processes", 0, "up to 4, one per core; 0: a thread"))
+
+
+def check_counts(setting: Callable[[str, str], object]) -> None:
+    """Raise ConfigError unless each of the shell's counts (``COUNTS``; ``setting(section, key)`` gives its
+    value) is null or a whole number at least its smallest value: Ray with no CPU waits forever, and a
+    batch size below one makes no batch at all."""
+    for section, key, least, null in COUNTS:
+        value = setting(section, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"config key '{section}.{key}' must be a whole number >= {least}, or null ({null}); "
+                              f"got {value!r}")

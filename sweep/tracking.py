@@ -266,6 +266,12 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)
+        if self.uri.startswith(("http://", "https://")):
+            from sweep.net import connect_problem
+
+            problem = connect_problem(self.uri)  # MLflow's client retries a dead server for minutes
+            if problem:
+                raise ConnectionError(f"nothing answers at {self.uri} ({problem}); is the server running?")
         self.journal = str(settings.get("sqlite_journal") or "wal")
         use_sqlite_journal(self.journal)
         self.owner = owner_id()

@@ -71,6 +71,22 @@ def test_bad_config_is_one_line_exit_2(tiny_command, override, needle):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("sweeping,override,needle", [
+    (True, "ray.num_cpus=0", "'ray.num_cpus' must be a whole number >= 1"),  # Ray without a CPU: waited forever
+    (True, "ray.num_cpus=-1", "'ray.num_cpus' must be a whole number >= 1"),  # Ray's own traceback
+    (True, "sweep.batch=-3", "'sweep.batch' must be a whole number >= 1"),  # no batch at all: a traceback
+    (True, "sweep.batch=abc", "'sweep.batch'"),
+    (False, "tracking.log_processes=abc", "'tracking.log_processes' must be a whole number >= 0"),
+])
+def test_bad_shell_counts_are_one_line_exit_2_before_any_work(tiny_command, sweeping, override, needle):
+    args, cwd = tiny_command
+    extra = ["ray.enabled=false"] if override.startswith("sweep.batch") else []
+    proc = run_cmd([args[0], *(["-m"] if sweeping else []), *args[1:], *extra, override], cwd=cwd, check=False)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "ray start" not in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_command(tmp_path_factory):
     """A command on a tiny market that works as it is (checked once), for the bad-override cases."""

@@ -180,6 +180,16 @@ def test_a_cluster_address_where_nothing_answers_is_one_line_exit_2_at_once(mark
         listening.listen()
         check_reachable(f"127.0.0.1:{listening.getsockname()[1]}", timeout=2)  # something answers: Ray's turn
     check_reachable("auto")  # not HOST:PORT: left to Ray
+    from sweep.net import host_port
+
+    assert host_port("ray://head:10001") == ("head", 10001) and host_port("https://mlflow.example/x") == \
+        ("mlflow.example", 443) and host_port("head:abc") is None
+    # The same for an MLflow server: its client retried one for over four minutes before the store
+    # was given up (tracking off with a warning); now the store fails at once.
+    from sweep.tracking import Tracker
+
+    with pytest.raises(ConnectionError, match=f"nothing answers at http://127.0.0.1:{port}"):
+        Tracker({"uri": f"http://127.0.0.1:{port}"}, tmp_path)
     proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,3", f"ray.address=127.0.0.1:{port}",
                  "tracking.enabled=false", "report.enabled=false", check=False)
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
