@@ -254,16 +254,23 @@ def tracked_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def _quiet_mlflow() -> None:
+    """MLflow as the shell wants it, unless the environment says otherwise: logging in the calling thread,
+    no store-migration chatter and no download progress bars on the console (a resumed sweep reads its
+    finished runs' artifacts)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class Tracker:
     """A thin wrapper over MlflowClient for one experiment."""
 
     def __init__(self, settings: dict, base_dir: Path):
-        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        _quiet_mlflow()
         from filelock import FileLock
         from mlflow.tracking import MlflowClient
-
-        for name in ("mlflow", "alembic"):  # no store-migration chatter on the console
-            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.uri = resolve_uri(str(settings.get("uri") or "sqlite:///mlflow.db"), base_dir)
         if self.uri.startswith(("http://", "https://")):
@@ -316,12 +323,9 @@ class Tracker:
     @classmethod
     def connect(cls, uri: str, experiment_id: str, experiment: str, journal: str = "wal") -> "Tracker":
         """A tracker on an experiment that another process opened (no store creation, no reaping)."""
-        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        _quiet_mlflow()
         use_sqlite_journal(journal)
         from mlflow.tracking import MlflowClient
-
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         self = cls.__new__(cls)
         self.uri, self.experiment_id, self.experiment, self.journal = uri, experiment_id, experiment, journal
         self.owner = owner_id()

@@ -131,6 +131,7 @@ def test_resume_skips_finished_combos(market, tmp_path):
     proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.5", "ray.num_cpus=1",
                  "validation=walk_forward", "validation.train=1D", "validation.test=1D")
     assert "sweep: 3 combinations (2 already done)" in proc.stdout
+    assert "Downloading artifacts" not in proc.stdout + proc.stderr  # no MLflow progress bars on the console
     # Walk-forward over all three, the two resumed ones read back from MLflow: one choice per day after the first.
     steps = pd.read_parquet(next(tmp_path.glob("multirun/**/walk_forward_steps.parquet")))
     assert list(steps["test_start"]) == [dt.date(2024, 7, 2), dt.date(2024, 7, 3)]
