@@ -240,6 +240,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   checks for a BLAS by importing scipy.linalg (0.175 s; scipy is installed for the overfitting
   statistics). It holds the GIL, so it overlaps only the read-ahead's file reads. Reading up to 64 days
   ahead while it loads was tried (2026-12-01, before the byte-level read-ahead) and made no difference.
+  Measured again on 2026-12-02 (cProfile of a first warm run): the main thread waits 0.33 s on numba's
+  compiler lock while the loader thread loads the registries (`load_loops` alone 0.40-0.58 s, of which
+  scipy.linalg about 0.2 s and cffi 0.07 s); numba has no switch to skip its BLAS check.
 * **Cold run vs floor (target 1.5x).** Measured on the year in-process on 2026-12-01. Three changes
   that day: tick files opened with ParquetFile (above); the per-second cache written as one file per
   folder of tick files (cache format 5: 359 files for this year instead of 1,997; creating a file costs
@@ -279,7 +282,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   measured on 2026-12-01 in one process: 24 ms a child run for create, five artifacts, one log_batch
   of 40 params, 43 metrics and the completion tag, terminate; creating a run and its five artifact
   calls 9.5 ms against 8.8-9.0 ms with one `log_artifacts` of a folder: not worth a staging folder of
-  hard links, whose file creations cost more than that on this disk). On a workstation with more cores every part but the driver's
+  hard links, whose file creations cost more than that on this disk). A bare `ray.init` (4.1 s under cProfile on
+  2026-12-02) waits 2.0 s in `state.get_node`, 1.0 s in ten 0.1 s sleeps and 0.6 s connecting while
+  Ray's own processes import; a head start that ran batches in the command meanwhile lost on these
+  2 cores, since those processes keep both busy (2026-12-03, docs/sweeps.md). On a workstation with more cores every part but the driver's
   publishing scales with the cores. Ray's workers get this checkout's path from their environment, not
   a runtime_env, so the sweep uses the workers Ray prestarts.
 * **Years 1 vs 3.** A warm single run grows about 3x (2.9-3.3x; the first run of a process less, since
