@@ -70,7 +70,7 @@ def init_ray(job: Job):
         check_reachable(address)
         try:
             ray.init(address=address, runtime_env={"py_modules": modules}, **kwargs)
-        except (ConnectionError, TimeoutError, ValueError) as exc:  # Ray's errors for an unreachable cluster
+        except (ConnectionError, TimeoutError, ValueError) as exc:  # unreachable, or an address Ray cannot parse
             reason = " ".join(str(exc).split())[:300]
             raise UserError(
                 f"cannot connect to the Ray cluster of ray.address={address} ({type(exc).__name__}: {reason}). "
