@@ -319,6 +319,16 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   two file threads (3.24-3.69 s against 3.27-3.83 s); pyarrow's own threads off, 3 or 4 file threads,
   a shorter GIL switch interval: no change. Closing the rest needs the per-file work
   out of the GIL altogether (processes, or the whole normalisation and encoding compiled).
+  Neither closes it on two cores, by the CPU alone (2026-12-03, quiet minutes, alternating runs): the
+  floor used 2.6 s of CPU (2.09 user + 0.50 system) in 2.29 s, a cold year 9.35 s of CPU inside
+  `run_backtest` (7.61 s wall; 2.37 s of it system time: the same reads, 210,000 page faults of fresh
+  memory against the floor's 8,600, and the 770 MB of cache writes). Spread perfectly over both cores
+  that is 4.7 s, 2.0x the floor; 1.5x needs the CPU beyond the read itself (about 6.7 s: normalising,
+  aggregating, encoding and writing both caches, building the markets, the kernel, numba's and the
+  calendar's imports) cut by more than half as well. Processes for the per-file work would use the
+  idle share of the two cores (2 x 7.61 - 9.35 = 5.9 core-seconds; vmstat showed about 35% idle) but
+  add CPU: each imports pyarrow, pandas and numba, about 1.2 s. At best 11.8 s of CPU on two cores,
+  5.9 s: 2.6x, not 1.5x.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
