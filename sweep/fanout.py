@@ -231,7 +231,8 @@ def stop_in_background(ray) -> threading.Thread:
 def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets: dict | None = None,
             stopping: list | None = None) -> dict:
     """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
-    {ray_start, compiling (when it waited 0.5 s or more for the compiled loops), tasks} in seconds. A
+    {ray_start, compiling (when it waited 0.5 s or more for the compiled loops), tasks} in seconds, and the
+    Ray nodes that ran batches and the CPUs Ray offered ({nodes, workers}). A
     Ray this call started is shut down before it returns, or, when ``stopping`` is given and the tasks
     succeeded, on a thread appended to ``stopping``.
 
@@ -305,7 +306,8 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             stopping.append(stop_in_background(ray))
             owned = False
         compiling = {"compiling": t2 - t1} if t2 - t1 >= 0.5 else {}
-        return {"ray_start": t1 - t0, **compiling, "tasks": time.perf_counter() - t2, "nodes": len(nodes)}
+        return {"ray_start": t1 - t0, **compiling, "tasks": time.perf_counter() - t2, "nodes": len(nodes),
+                "workers": cpus}
     finally:
         if owned:
             ray.shutdown()

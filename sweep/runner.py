@@ -80,6 +80,7 @@ class SweepSession:
         self.started = time.perf_counter()
         self.timing: dict[str, float] = {}
         self.nodes = 0
+        self.workers = 0  # CPUs of the Ray the batches ran on (0: no Ray)
         self.resumed = 0
         self.used_folders: set = set()
         self.markets: dict | None = {} if search else None
@@ -141,6 +142,7 @@ class SweepSession:
                 timing = fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets,
                                  stopping=self.stopping)
             self.nodes = max(self.nodes, timing.pop("nodes", 0))
+            self.workers = max(self.workers, timing.pop("workers", 0))
             for k, v in timing.items():
                 self.timing[k] = self.timing.get(k, 0.0) + v
         metric = str(jobs[0].setting("report", "metric"))
@@ -186,8 +188,24 @@ class SweepSession:
         parts += f", on {self.nodes} Ray nodes" if self.nodes > 1 else ""
         print(f"sweep: {len(self.jobs)} combinations ({self.resumed} already done) in "
               f"{time.perf_counter() - self.started:.1f} s{' (' + parts[2:] + ')' if parts else ''}", flush=True)
-        if finisher is not None and not finisher.quiet and finisher.tracker:
-            print(f"  compare them: {finisher.tracker.how_to_open()}")
+        if finisher is not None and not finisher.quiet:
+            if finisher.tracker:
+                print(f"  compare them: {finisher.tracker.how_to_open()}")
+            hint = self.ray_start_hint()
+            if hint:
+                print(hint)
+
+    def ray_start_hint(self) -> str | None:
+        """A line suggesting ``ray.enabled=false`` when starting a private Ray cost more than its workers can
+        have saved: without Ray the same tasks run one after another in this process, so at most
+        ``workers`` times as long."""
+        start, tasks = self.timing.get("ray_start"), self.timing.get("tasks")
+        if start is None or tasks is None or self.workers < 1 or not self.jobs or self.jobs[0].setting("ray", "address"):
+            return None
+        if start <= (self.workers - 1) * tasks:
+            return None
+        return (f"  Ray's start ({start:.1f} s) cost more than its {self.workers} worker(s) can have saved on "
+                f"{tasks:.1f} s of tasks: ray.enabled=false runs a sweep of this size in this process (docs/sweeps.md)")
 
 
 def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_dir: Path | None = None) -> list[dict]:

@@ -121,6 +121,10 @@ def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_
     ray_run = sweep(tmp_path / "ray", *data_args(market), "-m", "signal.multiplier=3", "pnl_mode=option_close",
                     "ray.num_cpus=1", "tracking.enabled=false", "report.enabled=false")
     assert "ray start" in ray_run.stdout
+    # One worker cannot save anything against this process, so the console suggests going without Ray;
+    # the sweep without Ray started none and says nothing of it.
+    assert "Ray's start (" in ray_run.stdout and "ray.enabled=false runs a sweep of this size" in ray_run.stdout
+    assert "Ray's start" not in proc.stdout
     here = list((tmp_path / "multirun").rglob(f"trades_{STEM}.parquet"))
     there = next((tmp_path / "ray" / "multirun").rglob(f"trades_{STEM}.parquet")).read_bytes()
     assert sum(p.read_bytes() == there for p in here) == 1
@@ -424,3 +428,25 @@ def test_an_optuna_search_runs_batches_of_trials_as_child_runs_of_one_parent(mar
     best = max(r.data.metrics["total_pnl_pts"] for r in children)
     assert result["best_value"] == pytest.approx(best)  # maximised: the direction follows report.metric
     assert (tmp_path.glob("multirun/**/sweep_report.html")) and "Deflated Sharpe" in proc.stdout
+
+
+def test_the_ray_start_hint_appears_only_when_starting_ray_cost_more_than_its_workers_can_save(tmp_path):
+    from sweep.runner import SweepSession
+
+    class FakeJob:
+        def __init__(self, address=None):
+            self.address = address
+
+        def setting(self, section, key):
+            return self.address if (section, key) == ("ray", "address") else None
+
+    session = SweepSession(tmp_path)
+    session.jobs, session.timing, session.workers = [FakeJob()], {"ray_start": 6.0, "tasks": 4.0}, 2
+    hint = session.ray_start_hint()
+    assert hint and "Ray's start (6.0 s)" in hint and "2 worker(s)" in hint and "4.0 s of tasks" in hint
+    session.workers = 3  # three workers can have saved up to 8 s against one process: no hint
+    assert session.ray_start_hint() is None
+    session.workers, session.jobs = 2, [FakeJob("10.0.0.5:6379")]  # a cluster: going without it is no advice
+    assert session.ray_start_hint() is None
+    session.jobs, session.timing, session.workers = [FakeJob()], {"tasks": 4.0}, 0  # ray.enabled=false
+    assert session.ray_start_hint() is None
