@@ -20,7 +20,8 @@ at least 0.1 s, so the sampler stays under a tenth of a core):
 * sweeps of 1, 36, 216 and 1,000 combinations (multiplier x target x stop) over the year, warm,
   end to end from the shell (Hydra, Ray start-up, every combination an MLflow child run with its
   artifacts; the better of two runs below 1,000): wall time, marginal milliseconds per added
-  combination, peak memory; and the 36 once more without Ray (``ray.enabled=false``: everything in the command's process);
+  combination, peak memory; and the 36 once more without Ray (``ray.enabled=false``: everything in
+  the command's process);
 * the batch kernel alone: CPU per added combination per symbol-year (one strategy vs 216 on the
   same built markets), evaluation and finishing (costs, summary, statistics, file bytes);
 * one year against three years (warm single run and 36-combination sweep): linear or not;
@@ -261,8 +262,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   year in-process at about 08:10 UTC showed 25-36% steal (and the run took 12.1 s); a few minutes
   later 1-3% steal (7.1 s). Pure computation on both cores just after the slow run met almost no steal
   (30 M additions in a loop, 3.6 s on each core at once, 1-2% steal): the steal seems to come with
-  the runs' file reads, writes and system calls rather than with computation alone. A bench run at 08:20 met it in its floor: the best floor read took 4.13 s with 24% steal,
-  against 2.2 s in quiet minutes, so every ratio to the floor looked better than it was (cold 1.92x).
+  the runs' file reads, writes and system calls rather than with computation alone. A bench run at
+  08:20 met it in its floor: the best floor read took 4.13 s with 24% steal, against 2.2 s in quiet
+  minutes, so every ratio to the floor looked better than it was (cold 1.92x).
   Since then the bench records the steal of every line (the last column) and the machine's pure-Python
   speed before and after the run, reads the floor again before each single run (the best read counts),
   and takes the better of two runs of the sweeps below 1,000 combinations. Its first run, at 08:29 UTC
@@ -434,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"making a synthetic year in {data} ...")
         gen = measure([PY, "-m", "core.synth", "--symbol", "BANKNIFTY", "--start", args.start, "--end", args.end,
                        "--out", str(data), "--seed", "7"], ROOT)
-        rows.append(("synthetic year generated", f"{gen['wall']:.1f} s", "", f"{gen['peak_mb']:.0f} MB", steal_cell(gen)))
+        rows.append(("synthetic year generated", f"{gen['wall']:.1f} s", "", f"{gen['peak_mb']:.0f} MB",
+                     steal_cell(gen)))
     manifest = json.loads(marker.read_text())
 
     log("finding the files a run touches (and warming the page cache) ...")
@@ -453,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     # uses since 2026-12-01) and pq.read_table (which wraps each file in a dataset first, about 0.3 ms a file;
     # the floor of the issue and of the earlier results). Ratios are to the faster one. The floor is read
     # before each single run and the best read counts: on this shared machine one read of the floor took
-    # 4.13 s while the host stole 24% of the CPU, against 2.2 s minutes before, which would flatter every ratio.
+    # 4.13 s while the host stole 24% of the CPU, against 2.2 s in quiet minutes, which flattered every ratio.
     floor_tries: dict[str, list[dict]] = {reader: [] for reader in reads}
 
     def read_floor(*readers: str) -> None:
@@ -482,12 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     n_rows = int(floor["stdout"].strip())
     log(f"floor: {floor['wall']:.2f} s (read_table {loose['wall']:.2f} s) for {len(files)} files, {n_rows:,} rows; "
         f"all reads {floor_spread}")
-    rows.append((f"raw-read floor: the needed columns of the touched files with `pq.ParquetFile(path).read`, the best "
-                 f"of {len(floor_tries['pq.ParquetFile'])} reads made before the single runs ({floor_spread['pq.ParquetFile']} s)",
+    rows.append((f"raw-read floor: the needed columns of the touched files with `pq.ParquetFile(path).read`, "
+                 f"the best of {len(floor_tries['pq.ParquetFile'])} reads made before the single runs "
+                 f"({floor_spread['pq.ParquetFile']} s)",
                  f"{floor['wall']:.2f} s", "1.00x", f"{floor['peak_mb']:.0f} MB", steal_cell(floor)))
-    rows.append((f"... the same with `pq.read_table` (the floor of earlier results; ratios to it in brackets), the best "
-                 f"of {len(floor_tries['pq.read_table'])} ({floor_spread['pq.read_table']} s)",
-                 f"{loose['wall']:.2f} s", f"{loose['wall'] / floor['wall']:.2f}x", f"{loose['peak_mb']:.0f} MB", steal_cell(loose)))
+    rows.append((f"... the same with `pq.read_table` (the floor of earlier results; ratios to it in brackets), "
+                 f"the best of {len(floor_tries['pq.read_table'])} ({floor_spread['pq.read_table']} s)",
+                 f"{loose['wall']:.2f} s", f"{loose['wall'] / floor['wall']:.2f}x", f"{loose['peak_mb']:.0f} MB",
+                 steal_cell(loose)))
 
     def versus(seconds: float, target: float) -> str:
         ratio = seconds / floor["wall"]
@@ -538,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"(end to end {ray_runs[1]['wall']:.1f} s vs {ray_runs[2]['wall']:.1f} s; the three runs "
                  f"{spread[1]} s vs {spread[2]} s)",
                  f"{task_speedup:.2f}x {'ok' if task_speedup >= 1.7 else 'MISSED'}",
-                 f"{ray_runs[1]['peak_mb']:.0f} / {ray_runs[2]['peak_mb']:.0f} MB", steal_cell(ray_runs[1], ray_runs[2])))
+                 f"{ray_runs[1]['peak_mb']:.0f} / {ray_runs[2]['peak_mb']:.0f} MB",
+                 steal_cell(ray_runs[1], ray_runs[2])))
 
     grids = {
         1: ["signal.multiplier=1.5"],
@@ -573,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{1000 * (r['wall'] - sweeps[previous]['wall']) / (n - previous):.0f} ms"
         target = targets.get(n)
         verdict = "" if target is None else f"<= {target} s: {'ok' if r['wall'] <= target else 'MISSED'}"
-        scaling.append((f"{n:,}", f"{r['wall']:.1f} s" + (f" ({sweep_spread[n]} s)" if "/" in sweep_spread[n] else ""), marginal, f"{n / r['wall']:.2f}", verdict,
+        wall = f"{r['wall']:.1f} s" + (f" ({sweep_spread[n]} s)" if "/" in sweep_spread[n] else "")
+        scaling.append((f"{n:,}", wall, marginal, f"{n / r['wall']:.2f}", verdict,
                         f"{r['peak_pss_mb']:.0f} MB PSS / {r['peak_mb']:.0f} MB RSS", steal_cell(r)))
         previous = n
     rows.append(("36-combination sweep, warm, end to end: without Ray (ray.enabled=false) vs with Ray",
@@ -586,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{sweeps[1000]['peak_pss_mb']:.0f} MB PSS ({sweeps[1000]['peak_mb']:.0f} MB summed RSS)",
                  steal_cell(sweeps[1000])))
 
-    kernel_run = measure([PY, str(ROOT / "bench/run.py"), "--marginal", str(data), args.start, args.end, str(cache)], ROOT)
+    kernel_run = measure([PY, str(ROOT / "bench/run.py"), "--marginal", str(data), args.start, args.end, str(cache)],
+                         ROOT)
     kernel = json.loads(kernel_run["stdout"].strip().splitlines()[-1])
     n_many = kernel["n_many"]
     eval_ms = 1000 * (kernel["eval_many"] - kernel["eval_one"]) / (n_many - 1)
