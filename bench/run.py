@@ -275,7 +275,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   run, at 09:22 UTC (1% steal over the run, 10 M additions 0.46-0.50 s), agrees: cold 3.17x, the warm
   first run 0.36x, Ray 2 vs 1 workers 7.8 s vs 4.6 s = 1.696x (all MISSED); 36 combinations 14.3/14.4 s
   and 1,000 in 47.0 s (ok). Its five floor reads took 2.18-3.69 s with at most 1% steal: steal is
-  not the only thing that slows this machine for seconds at a time, so the best read counts.
+  not the only thing that slows this machine for seconds at a time, so the best read counts. The third,
+  at 09:42 UTC (2% steal), shows how much moves without steal: 10 M additions took 0.61 s before it
+  and 0.34 s after; cold 3.14x, the warm first run 0.33x, Ray 2 vs 1 workers 8.5 s vs 5.6 s = 1.518x
+  (all MISSED; its 2-worker runs took 5.6-7.0 s against 4.6-6.0 s at 09:22); 36 combinations
+  14.3/14.2 s and 1,000 in 51.0 s (ok).
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
@@ -402,7 +406,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   36 combinations 21.0-23.8 s against 25.3-26.6 s, 1,000 in 82.8 s against 100.3 s.
 * **Three years' memory.** A sweep holds one market (symbol and date range) in Ray's object store
   while its batches run: about 0.4 GB a year of dense data, so a three-year sweep peaks higher than a
-  one-year one. A market per year (date ranges split into yearly markets) would bound it; not done.
+  one-year one (36 combinations, 09:42 UTC on 2026-12-03: 2,700 MB PSS against 1,562 MB for one year).
+  A market per year (date ranges split into yearly markets) would bound it; not done.
 """.splitlines()
 
 
@@ -629,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("36-combination sweep, warm, 3 years vs 1 year (end to end)",
                      f"{sweep3['wall']:.1f} s vs {sweeps[36]['wall']:.1f} s",
                      f"{sweep3['wall'] / sweeps[36]['wall']:.2f}x (linear: 3x)",
-                     f"{sweep3['peak_mb']:.0f} vs {sweeps[36]['peak_mb']:.0f} MB", steal_cell(sweep3, sweeps[36])))
+                     f"{sweep3['peak_pss_mb']:.0f} vs {sweeps[36]['peak_pss_mb']:.0f} MB PSS ({sweep3['peak_mb']:.0f} vs "
+                     f"{sweeps[36]['peak_mb']:.0f} MB summed RSS)", steal_cell(sweep3, sweeps[36])))
         log("3 years", three, sweep3["wall"])
 
     month = measure(single_run(engine_cfg(data, args.start, args.month_end, cache)), ROOT)
