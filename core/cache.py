@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .grid import GRID_VERSION
-from .ticks import Seconds, TickFileError, days_seconds, load_rows
+from .ticks import Seconds, TickFileError, load_file_days
 
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's
 # rows as float64 close, volume (float32 when that is exact, else float64), int32 second of day,
@@ -367,23 +367,21 @@ class TickCache:
         """(result or TickFileError, the part to store or None, its encoded entries) of one miss."""
         path, kind, days, folder, key = request
         try:
-            rows = load_rows(path, kind, self.naive_timezone, self.use_threads)
+            loaded = load_file_days(path, kind, self.naive_timezone, days, self.use_threads)
         except TickFileError as exc:
             # a passing read error is retried next run; a lasting one is the file's cached verdict
             part = None if key is None or exc.transient else {
                 "path": os.path.abspath(path), "kind": kind, "error": {"kind": exc.kind, "message": str(exc)}}
             return exc, part, {}
-        all_days = frozenset(int(d) for d in rows.days())
-        wanted = sorted(all_days if days is None else set(days) & all_days)
-        got = days_seconds(rows, wanted)
+        all_days, got = loaded.days, loaded.seconds
         if key is None:
-            return (FileIndex(all_days, rows.file_counts), got, False), None, {}
+            return (FileIndex(all_days, loaded.file_counts), got, False), None, {}
         # the days stored before stay stored, beside the new ones
         entries = {day: data for day, data in folder.entries.get(key, {}).items() if day in all_days}
         entries.update({day: encode_entry(seconds, day, with_sub_ns=(kind != "option"))
                         for day, seconds in got.items() if day not in entries})
-        part = {"path": os.path.abspath(path), "kind": kind, "days": sorted(all_days), "file_counts": rows.file_counts}
-        return (FileIndex(all_days, rows.file_counts), got, False), part, entries
+        part = {"path": os.path.abspath(path), "kind": kind, "days": sorted(all_days), "file_counts": loaded.file_counts}
+        return (FileIndex(all_days, loaded.file_counts), got, False), part, entries
 
     # -- files ---------------------------------------------------------------------------
     def _read_file(self, target: Path, path: str) -> _Folder:

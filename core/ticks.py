@@ -273,29 +273,105 @@ def days_seconds(rows: TickRows, days: Iterable[int]) -> dict[int, Seconds]:
     from .ticks_loops import aggregate_rows  # numba: imported on the first file read, not by a warm run
 
     every = Seconds(*aggregate_rows(ist_ns, read_only(close), read_only(volume), vol_null, dup, wanted, counts))
+    return _split_days(every, days, counts)
+
+
+def _split_days(every: Seconds, days: list[int], counts: np.ndarray) -> dict[int, Seconds]:
+    """{day: its rows of ``every``} for ``days`` (sorted; every row lies on one of them), each with its row of
+    ``counts`` (len(days) x len(_COUNT_KINDS)) as the nonzero counts by kind."""
+    wanted = np.asarray(days, np.int64)
     edges = np.searchsorted(every.second // 86_400, np.r_[wanted, wanted[-1] + 1])
-    counts = dict(zip(_COUNT_KINDS, counts.T))
+    by_kind = dict(zip(_COUNT_KINDS, counts.T))
     out = {}
     for k, day in enumerate(days):
         lo, hi = edges[k], edges[k + 1]
         out[day] = Seconds(every.second[lo:hi], every.volume[lo:hi], every.ticks[lo:hi], every.close[lo:hi],
-                           every.close_ns[lo:hi], {kind: int(n[k]) for kind, n in counts.items() if n[k]})
+                           every.close_ns[lo:hi], {kind: int(n[k]) for kind, n in by_kind.items() if n[k]})
     return out
+
+
+@dataclass
+class FileDays:
+    """What one tick file gives a run: the IST days it has ticks on, its file-level counts (rows that
+    belong to no day), and the per-second aggregates of the days asked for that have ticks."""
+
+    days: frozenset[int]
+    file_counts: dict
+    seconds: dict[int, Seconds]
+
+
+def file_days(table: pa.Table, naive_timezone: str, has_volume: bool, days: Iterable[int] | None = None
+              ) -> FileDays:
+    """Normalise a tick file's table (strategy.md §1.4) into per-second aggregates of ``days`` (None: every day).
+
+    The usual file (timestamps without nulls in a fixed-offset zone and in time order, integer volumes
+    without nulls, or no volume column) takes one compiled pass over its columns as read
+    (core.ticks_loops.file_seconds); any other goes through ``prepare_rows`` and ``days_seconds``, with
+    bit-identical results (tested)."""
+    fused = _file_days_fused(table, naive_timezone, has_volume, days)
+    if fused is not None:
+        return fused
+    rows = prepare_rows(table, naive_timezone, has_volume)
+    every_day = frozenset(int(d) for d in rows.days())
+    wanted = sorted(every_day if days is None else set(days) & every_day)
+    return FileDays(every_day, rows.file_counts, days_seconds(rows, wanted))
+
+
+def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, days: Iterable[int] | None
+                     ) -> FileDays | None:
+    """``file_days`` by the one compiled pass, or None where that pass does not apply (see file_days)."""
+    n = table.num_rows
+    if not n:
+        return None
+    plain = _plain_timestamps(table.column("timestamp"), naive_timezone)
+    if plain is None:
+        return None
+    if has_volume:
+        vol_col = table.column("vol_delta")
+        if vol_col.null_count or not pa.types.is_integer(vol_col.type) or vol_col.type == pa.uint64():
+            return None
+        volume = np.asarray(vol_col.combine_chunks().cast(pa.int64()))
+    else:
+        volume = np.zeros(n, np.int64)
+    raw, unit, shift = plain
+    if days is None:  # every day from the first row's to the last's (the pass declines rows out of order)
+        first, last = ((int(raw[k]) * unit + shift + IST_OFFSET_NS) // DAY_NS for k in (0, -1))
+        if not 0 <= last - first < 100_000:
+            return None
+        wanted = np.arange(first, last + 1, dtype=np.int64)
+    else:
+        wanted = np.array(sorted({int(d) for d in days}), np.int64)
+    from .ticks_loops import FUSED_OK, file_seconds  # numba: imported on the first file read
+
+    counts = np.zeros((len(wanted), len(_COUNT_KINDS)), np.int64)
+    close = _float_column(table.column("close"), np.nan)
+    status, every_day, *columns = file_seconds(read_only(raw), unit, shift, IST_OFFSET_NS, read_only(close),
+                                               read_only(volume), read_only(wanted), counts)
+    if status != FUSED_OK:
+        return None
+    every_day = frozenset(every_day.tolist())
+    present = [k for k, day in enumerate(wanted.tolist()) if day in every_day]
+    if not present:
+        return FileDays(every_day, {"null_timestamp": 0, "epoch_zero_timestamp": 0}, {})
+    seconds = _split_days(Seconds(*columns), wanted[present].tolist(), counts[present])
+    return FileDays(every_day, {"null_timestamp": 0, "epoch_zero_timestamp": 0}, seconds)
 
 
 def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> Seconds:
     """Per-second aggregates of all of one file's ticks (every day), for tests and tools."""
-    rows = prepare_rows(table, naive_timezone, has_volume)
-    return merge_seconds(list(days_seconds(rows, rows.days()).values()))
+    return merge_seconds(list(file_days(table, naive_timezone, has_volume).seconds.values()))
 
 
 def load_loops() -> None:
     """Compile or load the compiled loops of normalisation (core.ticks_loops, from numba's on-disk cache)
-    by normalising two ticks of the usual file (one second apart, in a fixed-offset zone, with volume):
-    their arguments have the types of every real call."""
+    by normalising two ticks of the usual file (one second apart, in a fixed-offset zone, with integer
+    volume) both ways, the one compiled pass and the general path: their arguments have the types of
+    every real call."""
     instants = pa.array([1_700_000_000_000_000_000, 1_700_000_001_000_000_000], pa.timestamp("ns", tz="+05:30"))
-    normalise_ticks(pa.table({"timestamp": instants, "close": [100.0, 101.0], "vol_delta": [1.0, 2.0]}),
-                    "Asia/Kolkata", True)
+    table = pa.table({"timestamp": instants, "close": [100.0, 101.0], "vol_delta": pa.array([1, 2], pa.int64())})
+    normalise_ticks(table, "Asia/Kolkata", True)
+    rows = prepare_rows(table, "Asia/Kolkata", True)
+    days_seconds(rows, rows.days())
 
 
 def _empty_seconds() -> Seconds:
@@ -349,12 +425,13 @@ def merge_seconds(parts: list[Seconds]) -> Seconds:
     return out
 
 
-def load_rows(path: str, kind: str, naive_timezone: str, use_threads: bool = True) -> TickRows:
-    """Read one tick file (``kind`` 'option' or 'spot') and put its rows in IST time order."""
+def load_file_days(path: str, kind: str, naive_timezone: str, days: Iterable[int] | None = None,
+                   use_threads: bool = True) -> FileDays:
+    """Read one tick file (``kind`` 'option' or 'spot') and normalise ``days`` of it (``file_days``)."""
     columns = OPTION_COLUMNS if kind == "option" else SPOT_COLUMNS
     table = read_tick_table(path, columns, use_threads)
     try:
-        return prepare_rows(table, naive_timezone, has_volume=(kind == "option"))
+        return file_days(table, naive_timezone, kind == "option", days)
     except TickFileError as exc:
         raise TickFileError(exc.kind, f"{path}: {exc}; re-export the file with a timestamp column") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
@@ -362,6 +439,6 @@ def load_rows(path: str, kind: str, naive_timezone: str, use_threads: bool = Tru
 
 
 __all__ = [
-    "Seconds", "TickRows", "TickFileError", "load_rows", "prepare_rows", "merge_seconds",
-    "normalise_ticks", "read_tick_table", "timestamps_to_utc_ns", "days_seconds",
+    "Seconds", "TickRows", "FileDays", "TickFileError", "load_file_days", "file_days", "prepare_rows",
+    "merge_seconds", "normalise_ticks", "read_tick_table", "timestamps_to_utc_ns", "days_seconds",
 ]

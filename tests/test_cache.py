@@ -36,7 +36,7 @@ def test_second_run_reads_no_tick_file(case, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"tick file read on a warm run: {args[0]}")
 
-    monkeypatch.setattr(cache_mod, "load_rows", refuse)
+    monkeypatch.setattr(cache_mod, "load_file_days", refuse)
     import core.ticks as ticks
     monkeypatch.setattr(ticks, "read_tick_table", refuse)
     warm = run_backtest(cfg(case))

@@ -112,14 +112,14 @@ def test_damaged_entry_is_rebuilt_with_a_warning(case):
 def test_group_with_a_transient_read_error_is_not_stored(case, monkeypatch):
     from core.ticks import TickFileError
 
-    real = cache_mod.load_rows
+    real = cache_mod.load_file_days
 
     def flaky(path, *args, **kwargs):  # reading the tick file fails, this once
         if path.endswith("type=PE/strike=47000.parquet"):
             raise TickFileError("bad_file", f"{path}: permission denied", transient=True)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(cache_mod, "load_rows", flaky)
+    monkeypatch.setattr(cache_mod, "load_file_days", flaky)
     first = run_backtest(cfg(case))
     assert first.health["problems"]["bad_file"] == 2 and entries(case) == []
     monkeypatch.undo()
@@ -159,14 +159,14 @@ def test_a_transient_error_on_an_undated_spot_file_keeps_every_group_out(case, m
     dated = next((case / "spot").rglob("*.parquet"))
     undated = case / "spot" / "BANKNIFTY" / "all_days.parquet"  # no date= in the path: read up front
     undated.write_bytes(dated.read_bytes())  # the same ticks again, merged into the day's spot
-    real = cache_mod.load_rows
+    real = cache_mod.load_file_days
 
     def flaky(path, *args, **kwargs):
         if path == str(undated):
             raise TickFileError("bad_file", f"{path}: I/O error", transient=True)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(cache_mod, "load_rows", flaky)
+    monkeypatch.setattr(cache_mod, "load_file_days", flaky)
     first = run_backtest(cfg(case))
     # the day is traded on the dated file alone, but its markets are not kept: the next run reads both
     assert first.health["problems"]["bad_file"] == 2 and len(first.trades) == 1 and entries(case) == []
