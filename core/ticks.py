@@ -351,9 +351,7 @@ def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, day
         return None
     every_day = frozenset(every_day.tolist())
     present = [k for k, day in enumerate(wanted.tolist()) if day in every_day]
-    if not present:
-        return FileDays(every_day, {"null_timestamp": 0, "epoch_zero_timestamp": 0}, {})
-    seconds = _split_days(Seconds(*columns), wanted[present].tolist(), counts[present])
+    seconds = _split_days(Seconds(*columns), wanted[present].tolist(), counts[present]) if present else {}
     return FileDays(every_day, {"null_timestamp": 0, "epoch_zero_timestamp": 0}, seconds)
 
 
