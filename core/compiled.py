@@ -9,6 +9,11 @@ every loop has one variant.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 
 
@@ -17,3 +22,51 @@ def read_only(values: np.ndarray) -> np.ndarray:
     view = values.view()
     view.setflags(write=False)
     return view
+
+
+# -- whether this checkout's loops are in numba's on-disk cache ------------------------------------
+LOOP_MODULES = ("kernel_loops", "ticks_loops")
+
+
+def _loops_key() -> str:
+    """This checkout's compiled loops as numba caches them: the loop modules' paths and sources, and
+    numba's and Python's versions (read without importing numba)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"numba=={version('numba')}|{sys.version}".encode())
+    for name in LOOP_MODULES:
+        path = Path(__file__).with_name(f"{name}.py")
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _marker(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "compiled" / f"loops-{_loops_key()}.done"
+
+
+def loops_compiled_before(cache_dir: Path | None) -> bool:
+    """Whether a command with this cache folder has compiled or loaded this checkout's loops
+    (``mark_loops_compiled``) and numba's cache files of both loop modules are still beside them: then a
+    worker loads them from numba's cache and nobody needs to compile them first. False whenever it cannot
+    tell (no cache folder, numba's cache elsewhere through NUMBA_CACHE_DIR, files gone)."""
+    if cache_dir is None or os.environ.get("NUMBA_CACHE_DIR"):
+        return False
+    try:
+        if not _marker(cache_dir).is_file():
+            return False
+        cached = Path(__file__).with_name("__pycache__")
+        return all(any(cached.glob(f"{name}.*.nbi")) for name in LOOP_MODULES)
+    except (OSError, ValueError):
+        return False
+
+
+def mark_loops_compiled(cache_dir: Path | None) -> None:
+    """Note in the cache folder that this checkout's loops are in numba's cache (after loading them)."""
+    if cache_dir is None:
+        return
+    from .cache import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(_marker(cache_dir), lambda fh: fh.write(b"compiled\n"))
+    except OSError:
+        pass  # only a speed-up: the next command loads the loops first again

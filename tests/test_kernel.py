@@ -82,3 +82,39 @@ def test_a_single_run_does_not_depend_on_how_many_days_share_a_kernel_pass(regre
     assert one_by_one.trades_table.equals(together.trades_table)
     assert one_by_one.summary.equals(together.summary)
     assert one_by_one.health == together.health
+
+
+def test_a_driver_loads_the_compiled_loops_only_until_a_command_has_done_it(tmp_path, monkeypatch):
+    """sweep.fanout's driver loads (in a fresh checkout: compiles) the loops while Ray starts, once per
+    checkout and cache folder: afterwards its workers load them from numba's cache and the driver leaves
+    them alone. The note is keyed by the loops' sources and the numba and Python versions, and is not
+    trusted without a cache folder or with numba's cache elsewhere (NUMBA_CACHE_DIR)."""
+    from types import SimpleNamespace
+
+    import core.compiled as compiled
+    import sweep.fanout as fanout
+    from core.kernel import load_loops
+    from core.ticks import load_loops as load_normalisation_loops
+
+    load_loops()
+    load_normalisation_loops()  # numba's cache files of both modules exist, as after any run
+    cfg = SimpleNamespace(cache_dir=tmp_path / "cache")  # what the driver reads of a combination's config
+    loaded = []
+
+    class Thread:
+        def join(self):
+            loaded.append("kernel")
+
+    monkeypatch.setattr(fanout, "load_loops_in_background", lambda: Thread())
+    monkeypatch.setattr(fanout, "_cache_sessions", lambda cfgs: None)
+    assert not compiled.loops_compiled_before(cfg.cache_dir)
+    fanout._prepare_local_workers([cfg])
+    assert loaded == ["kernel"] and compiled.loops_compiled_before(cfg.cache_dir)
+    fanout._prepare_local_workers([cfg])
+    assert loaded == ["kernel"]  # not again
+    assert not compiled.loops_compiled_before(None)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert not compiled.loops_compiled_before(cfg.cache_dir)
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(compiled.sys, "version", "another Python")
+    assert not compiled.loops_compiled_before(cfg.cache_dir)
