@@ -334,7 +334,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   duplicate arrays in between; the bench year's trades, health and cache files byte-identical to the
   general path's): CPU of normalising the year's 1,997 files on one thread 3.0 s -> 1.8 s, the cold
   year in-process 7.20 s -> 6.87 s on average over seven alternating runs each (a slow spell, 1-2%
-  steal; faster in 5 of the 7 pairs).
+  steal; faster in 5 of the 7 pairs). Bench runs since: 10:49 UTC cold 2.95x, 11:57 UTC 3.11x (its
+  five floor reads 2.12-3.02 s; the best counts).
   Neither closes it on two cores, by the CPU alone (2026-12-03, quiet minutes, alternating runs): the
   floor used 2.6 s of CPU (2.09 user + 0.50 system) in 2.29 s, a cold year 9.35 s of CPU inside
   `run_backtest` (7.61 s wall; 2.37 s of it system time: the same reads, 210,000 page faults of fresh
@@ -350,7 +351,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
   each importing ray; 2.3-4.4 s on 2026-12-01), numba's start in each worker, the best combination's
   report (charts and trade inspector, about 2 s of matplotlib on a slow day) and Ray's shutdown (about
-  1.4 s, on a thread while the report is written since 2026-12-01). Building the year's markets is not part of
+  1.4 s, on a thread while the report is written since 2026-12-01). Since 2026-12-03 the command no
+  longer loads numba's loops itself while Ray starts once a command has done so for this checkout (a
+  note in cache_dir/compiled/; the workers load them anyway): that load took about 0.9 s of CPU from
+  Ray's start (36 combinations, three alternating runs each: Ray's start 6.0-6.2 s against 6.6-7.9 s,
+  end to end 13.4-14.7 s against 14.4-16.9 s). Building the year's markets is not part of
   it (read from the market cache), and the overfitting statistics' scipy import overlaps the
   computation. The marginal cost per combination end to end is the batch kernel (the `batch kernel`
   line), finishing each combination where it ran (costs, daily summary, statistics, breakdowns,
