@@ -56,7 +56,7 @@ def loops_compiled_before(cache_dir: Path | None) -> bool:
             return False
         cached = Path(__file__).with_name("__pycache__")
         return all(any(cached.glob(f"{name}.*.nbi")) for name in LOOP_MODULES)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError):  # ImportError: numba's package metadata missing
         return False
 
 
@@ -68,5 +68,5 @@ def mark_loops_compiled(cache_dir: Path | None) -> None:
 
     try:
         atomic_write_bytes(_marker(cache_dir), lambda fh: fh.write(b"compiled\n"))
-    except OSError:
+    except (OSError, ImportError):
         pass  # only a speed-up: the next command loads the loops first again
