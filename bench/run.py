@@ -408,6 +408,34 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   Weekly date chunks instead of monthly (2026-12-03, cold year, alternating runs by hand): 2 workers
   7.6/6.7 s against 5.3/5.4 s with months, 1 worker 11.6/13.5 s against 13.0/9.4 s; months stay the
   default.
+  Where the two workers' time goes, timed inside the tasks (2026-12-03 afternoon, one cold run each,
+  back to back; wall clock in each task against the driver's start of the tasks): with 1 worker the
+  tasks took 8.65 s: 0.63 s until the first task body ran (the worker importing sweep.fanout, core,
+  pandas, pyarrow and numba), the first month's build 1.10 s, the other eleven 0.49-0.69 s (7.19 s
+  for all twelve), 0.04-0.05 s between two builds (storing a month's markets in the object store,
+  reading the next task's arguments), 0.16 s until the evaluation task started and 0.15 s in it.
+  With 2 workers 6.07 s: 0.81-0.84 s until the first task bodies (both workers importing at once,
+  beside the driver), first builds 1.46-1.69 s, the others 0.53-0.76 s (six builds: 4.62 and 4.71 s),
+  the evaluation ending at 6.07 s. Had the builds split exactly (3.60 s each) with the one worker's
+  start, the tasks would have taken about 4.8 s: 1.8x. Instead the two workers started 0.2 s later,
+  their first builds (numba's start and first use) took 0.4-0.6 s longer, and their later builds
+  about 12% longer side by side. The same twelve builds outside Ray, one process against two
+  processes of six months each at the same time (alternating, imports not timed): with a cache
+  folder each, 6.7-7.4 s against 3.6-4.1 s for the slower process (1.78-1.94x in five pairs; a sixth
+  pair's single process took 10.5 s); sharing one cache folder, 8.4-9.9 s against 4.4-6.5 s (1.92x,
+  1.37x, 1.89x). Why the two workers' starts and builds are slower side by side inside Ray than
+  outside it is not isolated: Ray's other processes used little CPU over the tasks (another pair,
+  sampled from /proc: the one worker 9.0 s of 9.8 s, the two workers 4.9 + 5.2 s of 5.7 s, the
+  driver 0.2 s, raylet and GCS 0.1-0.2 s), and garbage collection in the builds is 0.09-0.14 s per
+  worker (one full collection).
+  This machine (a KVM guest) also makes fresh memory expensive when two processes fault it in at
+  once: a process computing `a * 2.0` into a new 400 MB array ten times took 0.75-1.48 s alone and
+  1.8-5.4 s while a second process did the same, while the same multiplications into an array it
+  reuses took 0.31-0.36 s either way. glibc's malloc told to keep freed memory
+  (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ at 1 and 4 GB) cut a cold run's minor page
+  faults from 109,000-134,000 to 29,000-37,000, with no clear effect on its time (6.0-10.2 s against
+  6.2-8.1 s in three alternating runs each) or on the Ray line (runs of it varied 9.2-15.6 s with one
+  worker that hour); not adopted.
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each
