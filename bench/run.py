@@ -449,9 +449,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   driver 0.2 s, raylet and GCS 0.1-0.2 s), and garbage collection in the builds is 0.09-0.14 s per
   worker (one full collection).
   This machine (a KVM guest) also makes fresh memory expensive when two processes fault it in at
-  once: a process computing `a * 2.0` into a new 400 MB array ten times took 0.75-1.48 s alone and
-  1.8-5.4 s while a second process did the same, while the same multiplications into an array it
-  reuses took 0.31-0.36 s either way. glibc's malloc told to keep freed memory
+  once: a process computing `a * 2.0` into a new 400 MB array ten times took 0.71-1.48 s alone (8.6 s
+  once) and 1.8-5.9 s while a second process did the same, while the same multiplications into an
+  array it reuses took 0.31-0.36 s either way. glibc's malloc told to keep freed memory
   (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ at 1 and 4 GB) cut a cold run's minor page
   faults from 109,000-134,000 to 29,000-37,000, with no clear effect on its time (6.0-10.2 s against
   6.2-8.1 s in three alternating runs each) or on the Ray line (runs of it varied 9.2-15.6 s with one
