@@ -16,7 +16,10 @@ at least 0.1 s, so the sampler stays under a tenth of a core):
 * a single run cold (empty cache; the better of two) and warm (cache present; the best of three), as
   ratios to the floor (and, in brackets, to the read_table floor of earlier results): in-process
   time of ``run_backtest``, with interpreter start and imports reported separately, and the warm
-  run once more in the same process (numba and first-use imports already loaded);
+  run once more in the same process (numba and first-use imports already loaded); beside them, the
+  cold run's CPU against the floor read's CPU (half of it is the least wall time two cores allow)
+  and numba's first load of the kernel's loops alone in a fresh process (what a first warm run pays
+  beyond the next);
 * sweeps of 1, 36, 216 and 1,000 combinations (multiplier x target x stop) over the year, warm,
   end to end from the shell (Hydra, Ray start-up, every combination an MLflow child run with its
   artifacts; the better of two runs below 1,000): wall time, marginal milliseconds per added
