@@ -153,6 +153,11 @@ def steal_cell(*runs: dict) -> str:
     return " / ".join("n/a" if r.get("steal") is None else f"{r['steal']:.0f}%" for r in runs)
 
 
+def printed(run: dict) -> dict:
+    """The JSON object a measured process printed last (``measure``'s stdout)."""
+    return json.loads(run["stdout"].strip().splitlines()[-1])
+
+
 def inline(code: str) -> list[str]:
     return [PY, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); " + code]
 
@@ -546,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(3)
         colds.append(measure(single_run(engine_cfg(data, args.start, args.end, work / attempt)), ROOT))
     shutil.rmtree(work / "cache_cold", ignore_errors=True)
-    cold = min(colds, key=lambda r: json.loads(r["stdout"].strip().splitlines()[-1])["engine_wall"])
+    cold = min(colds, key=lambda r: printed(r)["engine_wall"])
     os.sync()
     warms = []
     for _ in range(3):
@@ -555,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     warm = min(warms, key=lambda r: r["wall"])
     floor, loose = (min(floor_tries[reader], key=lambda r: r["wall"]) for reader in reads)
     floor_spread = {reader: "/".join(f"{r['wall']:.2f}" for r in tries) for reader, tries in floor_tries.items()}
-    n_rows = json.loads(floor["stdout"].strip())["rows"]
+    n_rows = printed(floor)["rows"]
     log(f"floor: {floor['wall']:.2f} s (read_table {loose['wall']:.2f} s) for {len(files)} files, {n_rows:,} rows; "
         f"all reads {floor_spread}")
     rows.append((f"raw-read floor: the needed columns of the touched files with `pq.ParquetFile(path).read`, "
@@ -574,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, r, target in (("single run, cold (empty cache), the better of two", cold, 1.5),
                             ("single run, warm (cache present), the best of three", warm, 0.25)):
-        info = json.loads(r["stdout"].strip().splitlines()[-1])
+        info = printed(r)
         rows.append((f"{name}, in-process `run_backtest`; target <= {target}x floor",
                      f"{info['engine_wall']:.2f} s (process {r['wall']:.2f} s, of which start-up and imports "
                      f"{info['startup']:.2f} s)", versus(info["engine_wall"], target), f"{r['peak_mb']:.0f} MB",
@@ -582,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         log(name, f"{info['engine_wall']:.2f} s", versus(info["engine_wall"], target), info)
         if r is cold:
             # What bounds the cold ratio, measured here: on two cores a run takes at least half its CPU in wall time.
-            floor_cpu = json.loads(floor["stdout"])["cpu"]
+            floor_cpu = printed(floor)["cpu"]
             least = info["engine_cpu"] / 2 / floor["wall"]
             rows.append(("... the cold run's CPU (every thread, in-process) against the floor's reads (the best "
                          "read's own CPU): half of it is the least wall time two cores allow",
@@ -590,22 +595,22 @@ def main(argv: list[str] | None = None) -> int:
                          f"{info['engine_cpu'] / floor_cpu:.2f}x the CPU: {least:.2f}x the floor at best on 2 cores",
                          "", steal_cell(cold, floor)))
             log("cold CPU", f"{info['engine_cpu']:.2f} s", "floor CPU", f"{floor_cpu:.2f} s", f"at best {least:.2f}x")
-    log("cold runs", [json.loads(r["stdout"].strip().splitlines()[-1])["engine_wall"] for r in colds])
-    info = json.loads(warm["stdout"].strip().splitlines()[-1])
+    log("cold runs", [printed(r)["engine_wall"] for r in colds])
+    info = printed(warm)
     rows.append(("... warm, the same run again in the same process (a notebook's next run: numba and imports "
                  "already loaded); target <= 0.25x floor", f"{info['again']:.2f} s", versus(info["again"], 0.25), "",
                  steal_cell(warm)))
     log("warm again in-process", f"{info['again']:.2f} s", versus(info["again"], 0.25))
     # What the first run of a process pays beyond the next: numba's first load, measured alone (best of three).
     starts = [measure(numba_start(), ROOT) for _ in range(3)]
-    start = min(starts, key=lambda r: json.loads(r["stdout"].strip().splitlines()[-1])["wall"])
-    numba = json.loads(start["stdout"].strip().splitlines()[-1])
+    start = min(starts, key=lambda r: printed(r)["wall"])
+    numba = printed(start)
     rows.append(("... numba's first load of the batch kernel's compiled loops, alone in a fresh process after the "
                  "engine's imports (the best of three): what a warm first run pays beyond the again line",
                  f"{numba['wall']:.2f} s (CPU {numba['cpu']:.2f} s)",
                  f"first run - again = {info['engine_wall'] - info['again']:.2f} s; again + this = "
                  f"{(info['again'] + numba['wall']) / floor['wall']:.2f}x the floor", "", steal_cell(start)))
-    log("numba's first load", numba, [json.loads(r["stdout"].strip().splitlines()[-1])["wall"] for r in starts])
+    log("numba's first load", numba, [printed(r)["wall"] for r in starts])
 
     import re
 
@@ -688,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel_run = measure([PY, str(ROOT / "bench/run.py"), "--marginal", str(data), args.start, args.end, str(cache)],
                          ROOT)
-    kernel = json.loads(kernel_run["stdout"].strip().splitlines()[-1])
+    kernel = printed(kernel_run)
     n_many = kernel["n_many"]
     eval_ms = 1000 * (kernel["eval_many"] - kernel["eval_one"]) / (n_many - 1)
     finish_ms = 1000 * (kernel["finish_many"] - kernel["finish_one"]) / (n_many - 1)
@@ -706,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sync()  # measured like the one-year line: after the cache writes, the better of two runs
         warm3 = min((measure(single_run(engine_cfg(data3, args.start, args.end3, cache3)), ROOT) for _ in range(2)),
                     key=lambda r: r["wall"])
-        one, three = (json.loads(r["stdout"].strip().splitlines()[-1]) for r in (warm, warm3))
+        one, three = (printed(r) for r in (warm, warm3))
         rows.append(("single run, warm, 3 years vs 1 year (in-process; first run of a process, and again)",
                      f"{three['engine_wall']:.2f} s vs {one['engine_wall']:.2f} s (again: {three['again']:.2f} s vs "
                      f"{one['again']:.2f} s)", f"{three['engine_wall'] / one['engine_wall']:.2f}x, again "
