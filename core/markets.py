@@ -22,7 +22,7 @@ from .cache import TickCache
 from .config import RunConfig, clock_label
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        path_date, series_path, spot_files)
-from .grid import has_valid_price, sparse_series, spot_grid
+from .grid import SparseSeries, has_valid_price, sparse_series, spot_grid
 from .health import Health
 from .layout import DayLayout, Window, layout_of
 from .market_cache import MarketCache, file_identity, group_key
@@ -338,6 +338,7 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
                 candidates[key] = None
                 continue
             series, part = sparse_series(seconds, day, cfg.session)
+            _count_prices_above_bound(health, series, spot, key, f"{label} on {day_date(day)} ({files[key]})")
             _add_day_counts(health, [seconds], day, label)
             _add_outside_session(health, part, f"{label} on {day_date(day)}")
             candidates[key] = Candidate(key[0], key[1], series)
@@ -351,6 +352,22 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
             built.append(Window(anchor, start, end, hour_open, atm, cands))
         markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, layout_of(built)))
     return markets, consulted
+
+
+def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.ndarray, key: tuple[str, int], where: str) -> None:
+    """Count the seconds whose close breaks a no-arbitrage bound: a call's price never exceeds the spot
+    (the spot at that second; none is checked before the day's first spot price), a put's never exceeds
+    its strike. Such a close is a bad tick or a file in other units; it is counted, not dropped, since
+    strategy.md section 1.4 drops only null, NaN and non-positive closes."""
+    opt_type, strike = key
+    prices = series.prices[1:]
+    bound = spot[series.price_bars] if opt_type == "CE" else float(strike)
+    above = prices > bound
+    n = int(np.count_nonzero(above))
+    if n:
+        health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
+                   f"{'spot' if opt_type == 'CE' else 'strike'} (highest {float(prices[above].max()):g}), which no "
+                   f"{opt_type} can trade at; check the file's close column and its units (used as they are)")
 
 
 def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:

@@ -445,3 +445,29 @@ def test_one_compiled_pass_equals_the_general_path(data):
             a, b = getattr(seconds, name), getattr(got.seconds[day], name)
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
         assert got.seconds[day].counts == seconds.counts
+
+
+def test_option_closes_above_a_no_arbitrage_bound_are_counted_and_used(tmp_path):
+    """A call priced above the spot or a put above its strike is counted (option_price_above_bound),
+    named by file and day, and used as it is: only null, NaN and non-positive closes set no price."""
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    closes = list(closes)
+    closes[10] = 47_050.0  # above the spot (47,010 before the anchor): a bad tick, seconds before the trade
+    rewrite_ce(tmp_path, ts_array(stamps), closes, vols)
+    put = series_path(tmp_path / "options", "BANKNIFTY", pd.Timestamp(EXP).date(), "PE", 47100)
+    put.parent.mkdir(parents=True, exist_ok=True)
+    put_closes = [90.0] * len(stamps)
+    put_closes[5] = 47_100.0  # at the strike: allowed
+    put_closes[6] = 47_100.5  # above it
+    pq.write_table(pa.table({"timestamp": ts_array(stamps), "close": pa.array(put_closes, pa.float64()),
+                             "vol_delta": pa.array([1] * len(stamps), pa.int64())}), put)
+    result = check_same_trade(tmp_path, expected, option_price_above_bound=2)
+    messages = result.health["messages"]["option_price_above_bound"]
+    assert any("CE 47000" in m and "above the spot" in m and "47050" in m and "strike=47000" in m for m in messages)
+    assert any("PE 47100" in m and "above the strike" in m and "47100.5" in m for m in messages)
+
+    closes[10] = 47_010.0  # equal to the spot at that second: a price no bound forbids
+    rewrite_ce(tmp_path, ts_array(stamps), closes, vols)
+    put.unlink()
+    check_same_trade(tmp_path, expected)
