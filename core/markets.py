@@ -367,7 +367,7 @@ def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.nda
     if n:
         health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
                    f"{'spot' if opt_type == 'CE' else 'strike'} (highest {float(prices[above].max()):g}), which no "
-                   f"{opt_type} can trade at; check the file's close column and its units (used as they are)")
+                   f"{opt_type} can trade at; check the file's close column and its units")
 
 
 def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:
