@@ -23,10 +23,28 @@ def headline(result: BacktestResult) -> dict:
     }
 
 
-def format_result(result: BacktestResult, paths: dict | None = None, label: str = "", time_label: str = "wall") -> str:
-    """A few lines: the headline numbers, non-zero health problems, warnings, output paths.
-    ``time_label`` names what ``result.wall_seconds`` measured (a sweep reports each combination's
-    own evaluation time)."""
+def format_health(health: dict) -> str:
+    """The data-health lines of a run's health json: each problem met with its first example, then the
+    warnings."""
+    problems = {k: v for k, v in health["problems"].items() if v}
+    lines = []
+    if problems:
+        explain, examples = health.get("explain", {}), health.get("messages", {})
+        lines.append("  data health (details in the health json):")
+        for kind, n in problems.items():
+            example = (examples.get(kind) or [""])[0]
+            lines.append(f"    {n} {explain.get(kind, kind)}" + (f"; e.g. {example}" if example else ""))
+    else:
+        lines.append("  data health: no problems")
+    for w in health.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+def format_parts(result: BacktestResult, paths: dict | None = None, label: str = "", time_label: str = "wall"
+                 ) -> tuple[str, str, str]:
+    """``format_result``'s lines in three parts: the headline and money lines, the data health
+    (``format_health``), and the outputs line ("" without ``paths``)."""
     cfg, h = result.config, headline(result)
     if result.synthetic:
         label = "[SYNTHETIC DATA] " + label
@@ -40,20 +58,15 @@ def format_result(result: BacktestResult, paths: dict | None = None, label: str 
     if money["net_inr"] is not None:
         lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr']:,.2f}  "
                      f"charges Rs {money['charges_inr']:,.2f}  net Rs {money['net_inr']:,.2f}")
-    problems = {k: v for k, v in result.health["problems"].items() if v}
-    if problems:
-        explain, examples = result.health.get("explain", {}), result.health.get("messages", {})
-        lines.append("  data health (details in the health json):")
-        for kind, n in problems.items():
-            example = (examples.get(kind) or [""])[0]
-            lines.append(f"    {n} {explain.get(kind, kind)}" + (f"; e.g. {example}" if example else ""))
-    else:
-        lines.append("  data health: no problems")
-    for w in result.health.get("warnings", []):
-        lines.append(f"  warning: {w}")
-    if paths:
-        lines.append(f"  outputs: {paths['trades'].parent}/  ({', '.join(p.name for p in paths.values())})")
-    return "\n".join(lines)
+    outputs = f"  outputs: {paths['trades'].parent}/  ({', '.join(p.name for p in paths.values())})" if paths else ""
+    return "\n".join(lines), format_health(result.health), outputs
+
+
+def format_result(result: BacktestResult, paths: dict | None = None, label: str = "", time_label: str = "wall") -> str:
+    """A few lines: the headline numbers, non-zero health problems, warnings, output paths.
+    ``time_label`` names what ``result.wall_seconds`` measured (a sweep reports each combination's
+    own evaluation time)."""
+    return "\n".join(part for part in format_parts(result, paths, label, time_label) if part)
 
 
 def format_stats(stats: dict, by_anchor: list[dict] | None = None) -> str:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config import RunConfig
-from .console import format_result
+from .console import format_parts
 from .engine import BacktestResult
 from .outputs import output_paths, write_run_files, write_table
 from .stats import breakdown_records, metrics_for_tracking, summary_stats
@@ -32,12 +32,17 @@ class FinishedRun:
     health: dict  # the health json's content, less the digests of the files
     stats: dict  # summary_stats (breakdowns are in the stats file)
     metrics: dict[str, float]  # numeric statistics and health counts, as MLflow metrics
-    console: str  # format_result's lines
+    console_parts: tuple[str, str, str]  # core.console.format_parts: headline and money, data health, outputs
     daily_dates: np.ndarray = field(repr=False)  # trade_date (days since 1970) of each traded day
     daily_pnl: np.ndarray = field(repr=False)  # pnl_pts of that day
     by_anchor: list[dict] | None = field(default=None, repr=False)  # trades and pnl by anchor hour (stats file rows)
     synthetic: bool = False
     wall_seconds: float = 0.0
+
+    @property
+    def console(self) -> str:
+        """The run's lines for the command line (core.console.format_result)."""
+        return "\n".join(part for part in self.console_parts if part)
 
     @property
     def stem(self) -> str:
@@ -71,11 +76,11 @@ def finish_run(result: BacktestResult, label: str = "", time_label: str = "wall"
     metrics = metrics_for_tracking(stats)
     metrics.update({f"health.{k}": float(v) for k, v in result.health["problems"].items()})
     summary = result.summary_table
-    console = format_result(result, paths, label=label, time_label=time_label)
+    console_parts = format_parts(result, paths, label=label, time_label=time_label)
     return FinishedRun(
         config=cfg, files=files,
         health={"synthetic_data": result.synthetic, **result.health, "wall_seconds": round(result.wall_seconds, 3)},
-        stats=stats, metrics=metrics, console=console,
+        stats=stats, metrics=metrics, console_parts=console_parts,
         daily_dates=summary.column("trade_date").cast(pa.int32()).to_numpy(zero_copy_only=False),
         daily_pnl=summary.column("pnl_pts").to_numpy(zero_copy_only=False),
         by_anchor=tables.get("anchor"), synthetic=result.synthetic, wall_seconds=result.wall_seconds)

@@ -46,6 +46,7 @@ class Finisher:
         self.swept = swept_keys(jobs, search=search)
         self._logging = None  # a sweep logs to MLflow while it computes (sweep.tracking.LoggingThread/Pool)
         self._pending: list[tuple[dict, object]] = []
+        self._last_health: tuple[str, int] | None = None  # the data-health block last printed, and whose
         self.combinations = len(jobs)
         processes = first.setting("tracking", "log_processes")
         self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
@@ -156,13 +157,25 @@ class Finisher:
             else:
                 out["mlflow_run_id"] = self.tracker.log_combo(*call)
         if not self.quiet:
-            print(run.console, flush=True)
+            print(self._console(job, run), flush=True)
             if not self.sweeping:
                 print(format_stats(run.stats, run.by_anchor), flush=True)
                 report = next((p for p in extra if p.suffix == ".html"), None)
                 if report:
                     print(f"  report: {report}", flush=True)
         return out
+
+    def _console(self, job: Job, run: FinishedRun) -> str:
+        """``run``'s lines; in a sweep, a data-health block of several lines that is the same as the last
+        one printed becomes one line naming that combination (combinations on one market share their
+        data, so a thousand of them would otherwise repeat the same block a thousand times)."""
+        head, health, outputs = run.console_parts
+        if self.sweeping and "\n" in health:
+            if self._last_health is not None and self._last_health[0] == health:
+                health = f"  data health: as for #{self._last_health[1]} above (the same counts)"
+            else:
+                self._last_health = (health, job.index)
+        return "\n".join(part for part in (head, health, outputs) if part)
 
     def _logger(self):
         """Where child runs are logged: a thread of this process for a few, processes for many."""

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from core import run_backtest
-from core.synth import generate
+from core.synth import generate, inject_faults
 from tests.conftest import ROOT
 
 STEM = "BANKNIFTY_2024-07-01_2024-07-03"
@@ -128,6 +128,27 @@ def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_
     here = list((tmp_path / "multirun").rglob(f"trades_{STEM}.parquet"))
     there = next((tmp_path / "ray" / "multirun").rglob(f"trades_{STEM}.parquet")).read_bytes()
     assert sum(p.read_bytes() == there for p in here) == 1
+
+
+def test_a_sweep_prints_a_data_health_block_once_while_it_stays_the_same(market, tmp_path):
+    # Combinations on one market share its data health: the block is printed in full for the first, then
+    # one line naming it; a market without problems keeps its one line. Each health json is still whole.
+    faulty = tmp_path / "faulty"
+    generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 3), faulty, seed=5, workers=1)
+    inject_faults(faulty, seed=1)
+    grid = ("-m", "signal.multiplier=1.5,2,3", "ray.enabled=false", "tracking.enabled=false", "report.enabled=false")
+    proc = sweep(tmp_path / "faulty_run", *data_args(faulty), *grid)
+    lines = proc.stdout.splitlines()
+    assert sum(ln == "  data health (details in the health json):" for ln in lines) == 1
+    first = next(ln for ln in lines if ln.startswith("atmburst ") and " #" in ln).split(" #")[1].split(" ")[0]
+    assert sum(ln == f"  data health: as for #{first} above (the same counts)" for ln in lines) == 2
+    healths = [json.loads(p.read_text()) for p in (tmp_path / "faulty_run" / "multirun").rglob("health_*.json")]
+    assert len(healths) == 3 and all(h["problems"] == healths[0]["problems"] for h in healths)
+    assert sum(healths[0]["problems"].values()) > 0
+
+    clean = sweep(tmp_path / "clean_run", *data_args(market), *grid).stdout.splitlines()
+    assert sum(ln == "  data health: no problems" for ln in clean) == 3
+    assert not any("as for #" in ln for ln in clean)
 
 
 def test_resume_skips_finished_combos(market, tmp_path):
