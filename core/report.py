@@ -26,6 +26,7 @@ padding:12px;color:#1f2328;line-height:1.4}
 h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.4em;border-bottom:1px solid #d0d7de}
 .synthetic{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px;font-weight:600}
 .warn{background:#ffebe9;border:1px solid #cf222e;padding:6px 10px;border-radius:6px}
+ul.warn{list-style:none}.examples{font-size:.85em;color:#57606a;word-break:break-all}summary{cursor:pointer}
 .cards{display:flex;flex-wrap:wrap;gap:8px}.card{border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;
 min-width:120px}.card b{display:block;font-size:1.2em}
 img{max-width:100%;height:auto}.scroll{overflow-x:auto}
@@ -174,9 +175,18 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
                                                  for k, v in cards) + "</div>")
     problems = {k: v for k, v in health.get("problems", {}).items() if v}
     if problems:
-        explain = health.get("explain", {})
-        items = "".join(f"<li>{html.escape(k)}: {v} ({html.escape(explain.get(k, ''))})</li>" for k, v in problems.items())
-        parts.append(f'<h2>Data health</h2><ul class="warn">{items}</ul>')
+        explain, examples = health.get("explain", {}), health.get("messages", {})
+
+        def item(kind: str, n: int) -> str:
+            line = f"{html.escape(kind)}: {n} ({html.escape(explain.get(kind, ''))})"
+            shown = "".join(f"<li>{html.escape(m)}</li>" for m in examples.get(kind, []))
+            if not shown:
+                return f"<li>{line}</li>"
+            return f'<li><details><summary>{line}</summary><ul class="examples">{shown}</ul></details></li>'
+
+        parts.append('<h2>Data health</h2><ul class="warn">' + "".join(item(k, v) for k, v in problems.items())
+                     + "</ul><p>Open a kind for up to five examples naming the file or day; every count is in the "
+                     "health json.</p>")
     else:
         parts.append("<h2>Data health</h2><p>No problems found in the data this run used.</p>")
     listing = pd.DataFrame({"value": {k.replace("_", " "): _fmt(v) for k, v in stats.items()}}).rename_axis("statistic")

@@ -3,6 +3,8 @@ never stops the run. Each case corrupts the data of a clean one-trade day and as
 same trade plus the exact health count."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -471,3 +473,23 @@ def test_option_closes_above_a_no_arbitrage_bound_are_counted_and_used(tmp_path)
     rewrite_ce(tmp_path, ts_array(stamps), closes, vols)
     put.unlink()
     check_same_trade(tmp_path, expected)
+
+
+def test_the_report_lists_each_problem_with_its_examples(tmp_path):
+    """The HTML report names what the console names: each kind met, its count, and its kept examples
+    (escaped), folded under the kind."""
+    from core.report import run_report
+
+    baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    closes = list(closes)
+    closes[10] = 47_050.0
+    rewrite_ce(tmp_path, ts_array(stamps), closes, vols)
+    result = run_backtest(small_config(tmp_path))
+    page = run_report(result.config, result.trades, result.summary, result.health, False, {})
+    message = result.health["messages"]["option_price_above_bound"][0]
+    assert "<summary>option_price_above_bound: 1 (" in page
+    assert f"<li>{html.escape(message)}</li>" in page and "strike=47000.parquet" in message
+
+    for kind, n in result.health["problems"].items():  # every kind met, folded with its examples
+        assert (f"<summary>{kind}: {n} (" in page) == (n > 0), kind
