@@ -46,7 +46,7 @@ class Finisher:
         self.swept = swept_keys(jobs, search=search)
         self._logging = None  # a sweep logs to MLflow while it computes (sweep.tracking.LoggingThread/Pool)
         self._pending: list[tuple[dict, object]] = []
-        self._last_health: tuple[str, int] | None = None  # the data-health block last printed, and whose
+        self._last_health: tuple[str, int] | None = None  # the health block last printed in full, its combination
         self.combinations = len(jobs)
         processes = first.setting("tracking", "log_processes")
         self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
