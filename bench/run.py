@@ -322,7 +322,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   loads its typing and lowering registries (about 250 modules), and one of them, numba.np.arraymath,
   checks for a BLAS by importing scipy.linalg (0.175 s; scipy is installed for the overfitting
   statistics). It holds the GIL, so it overlaps only the read-ahead's file reads. Reading up to 64 days
-  ahead while it loads was tried (2026-12-01, before the byte-level read-ahead) and made no difference.
+  ahead while it loads was tried (2026-12-01, before the byte-level read-ahead) and made no difference;
+  again on the evening of 2026-12-03 (evaluating only once the loader is done, up to a cap): 64 days
+  0.71-1.10 s against 0.77-1.04 s for the first run (three alternating runs each), all days
+  0.81-1.53 s at a peak of 506-585 MB against 324 MB. Not kept.
   Measured again on 2026-12-02 (cProfile of a first warm run): the main thread waits 0.33 s on numba's
   compiler lock while the loader thread loads the registries (`load_loops` alone 0.40-0.58 s, of which
   scipy.linalg about 0.2 s and cffi 0.07 s); numba has no switch to skip its BLAS check.
@@ -374,6 +377,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   the row after the cold line gives the cold run's CPU (every thread, from `time.process_time`
   around `run_backtest`) against the CPU of the floor's best read, and the least wall time two cores
   allow for that CPU, as a ratio to the floor.
+  Looking up the NSE sessions (the calendar library's import, about 0.4 s on a cold run's critical
+  path before its first tick file) on a thread while the files are read was tried on the evening of
+  2026-12-03: ten alternating pairs of cold runs, faster in 7, a median difference of -0.17 s on about
+  5.5 s. Within the noise (the import holds the GIL the file threads also need); not kept.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
