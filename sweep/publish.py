@@ -3,6 +3,7 @@
 the sweep report and the best combination's report."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -126,8 +127,10 @@ class Finisher:
         try:
             written = write_finished(run, extra={f"config_{run.stem}.yaml": config_blob})
         except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            what = "free space on its disk" if full else "check that the folder can be created and written"
             raise UserError(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
-                            f"combination was kept (free space, or set results_dir to another folder)") from None
+                            f"combination was kept ({what}, or set results_dir to another folder)") from None
         paths = {k: written[k] for k in ("trades", "summary", "health")}
         folder = paths["trades"].parent
         extra = [written[f"stats_{run.stem}.json"], written[f"config_{run.stem}.yaml"]]

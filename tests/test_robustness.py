@@ -179,8 +179,15 @@ def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, t
         run_single(job, tmp_path)
     assert stop.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0]
+    assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0] and "free space" in err[0]
     assert not [p for p in out.rglob("*")]  # no trades without its summary and health, no temp file
+    # a folder that cannot be made is not a full disk: the advice says so
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    with pytest.raises(UserError, match="check that the folder can be created and written") as caught:
+        run_single(Job(0, [], regression.config(results_dir=str(blocked / "results")),
+                       {"tracking": {"enabled": False}, "quiet": True}), tmp_path)
+    assert "free space" not in str(caught.value)
     monkeypatch.setattr(outputs, "_write_temp", real)
     run_single(job, tmp_path)
     import json
