@@ -18,7 +18,7 @@ from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
 from sweep.errors import UserError
 from sweep.heap import freeze_what_exists
-from sweep.net import connect_problem
+from sweep.net import connect_problem, host_port
 from sweep.progress import Progress
 from sweep.plan import Job, family_order, market_key, date_chunks
 
@@ -30,7 +30,8 @@ MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
 def on_this_machine(job: Job) -> bool:
     """Whether ``ray.address`` leaves Ray on this machine: no address (a private local Ray) or a loopback one."""
     address = job.setting("ray", "address")
-    return not address or str(address).split("://")[-1].rsplit(":", 1)[0] in LOOPBACK
+    target = host_port(address) if address else None
+    return not address or (target is not None and target[0] in LOOPBACK)
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

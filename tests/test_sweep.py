@@ -210,6 +210,14 @@ def test_a_cluster_address_where_nothing_answers_is_one_line_exit_2_at_once(mark
 
     assert host_port("ray://head:10001") == ("head", 10001) and host_port("https://mlflow.example/x") == \
         ("mlflow.example", 443) and host_port("head:abc") is None
+    from sweep.fanout import on_this_machine
+    from sweep.plan import Job
+
+    def local(address):
+        return on_this_machine(Job(0, [], {}, {"ray": {"address": address}}))
+
+    assert all(local(a) for a in (None, "127.0.0.1:6379", "localhost:6379", "[::1]:6379", "ray://127.0.0.1:10001"))
+    assert not any(local(a) for a in ("auto", "head:6379", "ray://10.0.0.5:10001", "127.0.0.1:abc"))
     # The same for an MLflow server: its client retried one for over four minutes before the store
     # was given up (tracking off with a warning); now the store fails at once.
     from sweep.tracking import Tracker
