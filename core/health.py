@@ -26,6 +26,8 @@ PROBLEMS: dict[str, str] = {
     "no_expiry": "trading days with no expiry on or after them in the calendar (not traded)",
     "no_spot_at_anchor": "hour windows with no spot price at the anchor (skipped)",
     "no_candidates": "hour windows where no candidate series had data (skipped)",
+    "spot_price_outlier": "spot seconds more than 20% from the day's median, a range no session spans "
+                          "(used as they are)",
     "option_price_above_bound": "option seconds whose close no option can trade at: a call above the spot, "
                                 "a put above its strike (used as they are)",
     "no_option_price": "signals whose option had no price at the entry bar (no trade)",

@@ -277,6 +277,7 @@ def _build_group(cfg: RunConfig, health: Health, loader: _FileLoader, spot: _Spo
             continue
         health.add("trading_days", 1)
         spot_close, part = spot_grid(merged, d, session)
+        _count_spot_outliers(health, merged.close[part.rows], d)
         _add_day_counts(health, parts, d, "spot")
         _add_outside_session(health, part, f"spot on {day_date(d)}")
         if expiry is None:
@@ -368,6 +369,27 @@ def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.nda
         health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
                    f"{'spot' if opt_type == 'CE' else 'strike'} (highest {float(prices[above].max()):g}), which no "
                    f"{opt_type} can trade at; check the file's close column and its units")
+
+
+SPOT_OUTLIER = 0.20  # a spot close this far from the day's median is no index level of that session
+
+
+def _count_spot_outliers(health: Health, closes: np.ndarray, day: int) -> None:
+    """Count the spot seconds of ``day`` (``closes``: the closes set by its ticks in the session) more
+    than SPOT_OUTLIER from the day's median: a bad tick or a misplaced digit, since no session spans such
+    a range (the market-wide circuit breakers halt all equity and derivatives trading for the rest of
+    the day once NIFTY or SENSEX moves 20% from the previous close; docs/engine.md). Counted, not
+    dropped: strategy.md section 1.4 drops only null, NaN and non-positive closes."""
+    priced = closes[~np.isnan(closes)]
+    if not len(priced):
+        return
+    median = float(np.median(priced))
+    far = np.abs(priced / median - 1.0) > SPOT_OUTLIER
+    n = int(np.count_nonzero(far))
+    if n:
+        health.add("spot_price_outlier", n, f"spot on {day_date(day)}: {n} second(s) priced more than "
+                   f"{SPOT_OUTLIER:.0%} from the day's median {median:g} (lowest {float(priced[far].min()):g}, "
+                   f"highest {float(priced[far].max()):g}); check the spot file for that day")
 
 
 def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:

@@ -475,6 +475,19 @@ def test_option_closes_above_a_no_arbitrage_bound_are_counted_and_used(tmp_path)
     check_same_trade(tmp_path, expected)
 
 
+def test_spot_closes_far_from_the_days_median_are_counted_and_used(tmp_path):
+    """A spot second more than 20% from the day's median (a dropped digit, a stray tick) is counted as
+    spot_price_outlier with the day, the median and the extremes, and used as it is."""
+    expected = baseline(tmp_path)
+    values = spot_path()
+    values[10] = 4_701.0  # a digit dropped, seconds before the anchor
+    values[20] = 47_010.0 * 1.19  # 19% away: within what the check allows
+    make_case(tmp_path, values, {("CE", 47000): (volumes({70: 3}), 100.0)})
+    result = check_same_trade(tmp_path, expected, spot_price_outlier=1)
+    (message,) = result.health["messages"]["spot_price_outlier"]
+    assert message.startswith(f"spot on {DAY}: 1 second(s)") and "median 47000 (lowest 4701, highest 4701)" in message
+
+
 def test_the_report_lists_each_problem_with_its_examples(tmp_path):
     """The HTML report names what the console names: each kind met, its count, and its kept examples
     (escaped), folded under the kind."""
