@@ -127,7 +127,7 @@ class Finisher:
         try:
             written = write_finished(run, extra={f"config_{run.stem}.yaml": config_blob})
         except OSError as exc:
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no EDQUOT on Windows
             what = "free space on its disk" if full else "check that the folder can be created and written"
             raise UserError(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
                             f"combination was kept ({what}, or set results_dir to another folder)") from None
