@@ -40,11 +40,6 @@ class FinishedRun:
     wall_seconds: float = 0.0
 
     @property
-    def console(self) -> str:
-        """The run's lines for the command line (core.console.format_result)."""
-        return "\n".join(part for part in self.console_parts if part)
-
-    @property
     def stem(self) -> str:
         cfg = self.config
         return f"{cfg.symbol}_{cfg.start:%Y-%m-%d}_{cfg.end:%Y-%m-%d}"

@@ -30,8 +30,10 @@ MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
 def on_this_machine(job: Job) -> bool:
     """Whether ``ray.address`` leaves Ray on this machine: no address (a private local Ray) or a loopback one."""
     address = job.setting("ray", "address")
-    target = host_port(address) if address else None
-    return not address or (target is not None and target[0] in LOOPBACK)
+    if not address:
+        return True
+    target = host_port(address)
+    return target is not None and target[0] in LOOPBACK
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
