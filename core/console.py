@@ -54,8 +54,11 @@ def format_parts(result: BacktestResult, paths: dict | None = None, label: str =
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
         f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  {time_label} {h['wall_seconds']:.2f} s",
     ]
+    if result.health.get("info", {}).get("trading_days") == 0:
+        lines.append(f"  no NSE trading day from {cfg.start} to {cfg.end} (weekends and exchange holidays only): "
+                     "nothing was tested")
     money = money_stats(result.trades_table)
-    if money["net_inr"] is not None:
+    if money["net_inr"] is not None and h["trades"]:
         lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr']:,.2f}  "
                      f"charges Rs {money['charges_inr']:,.2f}  net Rs {money['net_inr']:,.2f}")
     outputs = f"  outputs: {paths['trades'].parent}/  ({', '.join(p.name for p in paths.values())})" if paths else ""

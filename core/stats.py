@@ -96,9 +96,13 @@ def summary_stats(trades: pd.DataFrame) -> dict:
 
 def money_stats(trades: Trades) -> dict:
     """Gross and net side by side, in rupees and in points after slippage and charges (None when
-    any trade could not be costed, e.g. a date outside the charge tables)."""
+    any trade could not be costed, e.g. a date outside the charge tables). No trades cost nothing: sums,
+    mean and win rate are 0, as their gross counterparts in ``summary_stats``."""
+    if not len(trades):
+        return {"gross_inr": 0.0, "charges_inr": 0.0, "net_inr": 0.0, "total_net_pts": 0.0, "mean_net_pts": 0.0,
+                "net_win_rate": 0.0, "net_profit_factor": None}
     names = ("gross_inr", "charges_inr", "net_inr", "net_pts")
-    values = {n: column(trades, n).astype(float) for n in names if has_column(trades, n)} if len(trades) else {}
+    values = {n: column(trades, n).astype(float) for n in names if has_column(trades, n)}
     if len(values) < len(names) or any(np.isnan(v).any() for v in values.values()):
         return {"gross_inr": None, "charges_inr": None, "net_inr": None, "total_net_pts": None,
                 "mean_net_pts": None, "net_win_rate": None, "net_profit_factor": None}

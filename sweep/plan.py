@@ -61,10 +61,22 @@ def split_config(plain: dict) -> tuple[dict, dict]:
 
 
 def combo_key(cfg: RunConfig, fingerprint: str) -> str:
-    """Identity of a combination's result: the composed engine config (less where it writes) and the data."""
-    raw = {k: v for k, v in cfg.raw.items() if k != "results_dir"}
+    """Identity of a combination's result: the composed engine config (less where it writes) and the data.
+    A number is the same setting however it is written (``signal.multiplier=2`` and ``=2.0``)."""
+    raw = {k: _same_numbers(v) for k, v in cfg.raw.items() if k != "results_dir"}
     text = json.dumps(raw, sort_keys=True, default=str) + "|" + fingerprint
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _same_numbers(value):
+    """``value`` with every whole float as an int (2.0 -> 2; -0.0 -> 0), so equal numbers have one text."""
+    if isinstance(value, dict):
+        return {k: _same_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_same_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return value
 
 
 def date_chunks(start: dt.date, end: dt.date, how) -> list[tuple[dt.date, dt.date]]:

@@ -231,15 +231,21 @@ def write_report(job: Job, result: BacktestResult, folder: Path, stem: str) -> l
     return [report, *written]
 
 
+def compared(results: list[dict | None]) -> list[int]:
+    """Positions of the combinations a comparison counts: each finished one (run now or resumed) once, not
+    a repeat of another's settings (sweep.runner)."""
+    return [i for i, r in enumerate(results) if r and "metrics" in r and "repeat_of" not in r]
+
+
 def comparison_table(jobs: list[Job], results: list[dict | None], swept: list[str]) -> pd.DataFrame:
-    """One row per combination (run now or resumed): number, swept settings, statistics, MLflow run."""
+    """One row per compared combination (``compared``): number, swept settings, statistics, MLflow run."""
     rows = []
-    for job, result in zip(jobs, results):
-        if result and "metrics" in result:
-            params = dict(o.split("=", 1) for o in job.overrides if o.split("=", 1)[0] in swept)
-            metrics = {k: v for k, v in result["metrics"].items() if not k.startswith(OBJECTIVE_PREFIX)}
-            rows.append({"combo": job.index, **params, **metrics,
-                         "resumed": "resumed_from" in result, "mlflow_run_id": result.get("mlflow_run_id") or ""})
+    for i in compared(results):
+        job, result = jobs[i], results[i]
+        params = dict(o.split("=", 1) for o in job.overrides if o.split("=", 1)[0] in swept)
+        metrics = {k: v for k, v in result["metrics"].items() if not k.startswith(OBJECTIVE_PREFIX)}
+        rows.append({"combo": job.index, **params, **metrics,
+                     "resumed": "resumed_from" in result, "mlflow_run_id": result.get("mlflow_run_id") or ""})
     frame = pd.DataFrame(rows)
     for col in swept:
         if col in frame:
@@ -335,7 +341,7 @@ def walk_forward_validation(jobs, cfgs, results, finisher, folder: Path, best_i:
     from core.report import walk_forward_section
     from core.walkforward import walk_forward, walk_forward_steps
 
-    indices = [i for i, r in enumerate(results) if r and "metrics" in r]
+    indices = compared(results)
     trades = {i: _trades(i, results, finisher, folder, METRIC_COLUMNS) for i in indices}
     missing = [jobs[i].index for i, t in trades.items() if t is None]
     if missing:
@@ -388,7 +394,7 @@ def overfit_stats(jobs, results, finisher, folder: Path, best_i: int) -> dict | 
     """PBO (CSCV) and the deflated Sharpe of the best combination over every combination's daily P&L."""
     from core.overfit import daily_matrix, deflated_sharpe, pbo_cscv
 
-    indices = [i for i, r in enumerate(results) if r and "metrics" in r]
+    indices = compared(results)
     summaries = [_daily(i, results, finisher, folder) for i in indices]
     if len(indices) < 2 or any(s is None for s in summaries):
         return None
@@ -487,7 +493,7 @@ def publish_comparison(jobs, cfgs, results, finisher, sweep_dir: Path | None) ->
                              "profit_factor", "max_drawdown_pts", "net_inr") if c in frame]
         table = better_first(frame, metric)[shown]
         table = table.astype({c: int for c in ("combo", "trades") if c in table})
-        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="-"))
         from core.report import overfit_lines, walk_forward_lines
 
         for line in overfit_lines(overfit or {}) + walk_forward_lines(wf or {}):

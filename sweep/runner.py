@@ -82,6 +82,8 @@ class SweepSession:
         self.nodes = 0
         self.workers = 0  # CPUs of the Ray the batches ran on (0: no Ray)
         self.resumed = 0
+        self.repeated = 0  # combinations with the same settings and data as an earlier one: not run again
+        self.first_with: dict[str, int] = {}  # combination key -> position in self.jobs of its first launch
         self.used_folders: set = set()
         self.markets: dict | None = {} if search else None
         self.ray = None
@@ -123,16 +125,29 @@ class SweepSession:
         keys = [combo_key(cfg, fingerprints[market_key(cfg)]) for cfg in cfgs]
         results: list[dict | None] = [None] * len(jobs)
         done = finisher.finished(keys) if jobs[0].setting("sweep", "resume") else {}
-        pending = []
+        # A combination with the same settings and data as an earlier one of this session (a value given
+        # twice, 2 and 2.0, or a search proposing a trial again) is not run again and counts once in the
+        # comparison and its statistics; it shares that combination's metrics. Positions count from the
+        # session's first combination.
+        base = len(self.jobs)
+        pending, repeats = [], {}
         for i, (job, key) in enumerate(zip(jobs, keys)):
+            if key in self.first_with:
+                repeats[i] = self.first_with[key]
+                same = self.jobs[repeats[i]] if repeats[i] < base else jobs[repeats[i] - base]
+                if not finisher.quiet:
+                    print(f"#{job.index} {finisher.label(job)}: the same settings as #{same.index}, not run again")
+                continue
+            self.first_with[key] = base + i
             if key in done:
                 results[i] = {"resumed_from": done[key], "mlflow_run_id": done[key],
                               "metrics": finisher.tracker.run_metrics(done[key])}
+                self.resumed += 1
                 if not finisher.quiet:
                     print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
             else:
                 pending.append(i)
-        self.resumed += len(jobs) - len(pending)
+        self.repeated += len(repeats)
         if pending:
             if not jobs[0].setting("ray", "enabled"):
                 timing = run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets)
@@ -145,6 +160,9 @@ class SweepSession:
             self.workers = max(self.workers, timing.pop("workers", 0))
             for k, v in timing.items():
                 self.timing[k] = self.timing.get(k, 0.0) + v
+        for i, p in repeats.items():
+            same_job, same = (self.jobs[p], self.results[p]) if p < base else (jobs[p - base], results[p - base])
+            results[i] = {"repeat_of": same_job.index, "metrics": same["metrics"]}
         metric = str(jobs[0].setting("report", "metric"))
         for result in results:
             value = ((result or {}).get("metrics") or {}).get(metric)
@@ -186,7 +204,8 @@ class SweepSession:
             return
         parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in self.timing.items())
         parts += f", on {self.nodes} Ray nodes" if self.nodes > 1 else ""
-        print(f"sweep: {len(self.jobs)} combinations ({self.resumed} already done) in "
+        again = f", {self.repeated} repeated" if self.repeated else ""
+        print(f"sweep: {len(self.jobs)} combinations ({self.resumed} already done{again}) in "
               f"{time.perf_counter() - self.started:.1f} s{' (' + parts[2:] + ')' if parts else ''}", flush=True)
         if finisher is not None and not finisher.quiet:
             if finisher.tracker:

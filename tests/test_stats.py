@@ -92,6 +92,18 @@ def test_statistics_of_an_arrow_table_equal_those_of_the_frame():
     assert summary_stats(t)["net_inr"] is None
 
 
+def test_no_trades_cost_nothing_as_they_earn_nothing():
+    """A run without trades has a net of 0, as its gross points are 0 (not a missing value that ranks it
+    apart from a losing combination); a ratio without trades stays undefined."""
+    empty = trades_frame([], [])
+    for name in ("gross_inr", "charges_inr", "net_inr", "net_pts"):
+        empty[name] = pd.Series(dtype=float)
+    stats = summary_stats(empty)
+    assert stats["total_pnl_pts"] == stats["net_inr"] == stats["charges_inr"] == stats["total_net_pts"] == 0.0
+    assert stats["mean_net_pts"] == stats["net_win_rate"] == stats["win_rate"] == 0.0
+    assert stats["net_profit_factor"] is None and stats["profit_factor"] is None
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([-1.0, 0.0, 2.0, float("nan")]), max_size=30))
 def test_longest_losing_streak_counts_losses_in_a_row(pnl):
@@ -181,3 +193,26 @@ def test_console_money_line_sums_the_costed_trades_and_is_left_out_when_one_is_n
     assert f"gross Rs 900.00  charges Rs 79.75  net Rs 820.25" in text(t)
     uncosted = t.assign(charges_inr=[40.25, np.nan], net_inr=[1459.75, np.nan])
     assert "money" not in text(uncosted) and "trades 2" in text(uncosted)
+
+
+def test_console_says_when_the_range_holds_no_trading_day():
+    """A range of weekends and holidays has nothing to test: the console says so instead of a bare 0 trades;
+    a range with trading days but no trade does not get the line, nor a money line of zeros."""
+    import pyarrow as pa
+
+    from core.config import load_config
+    from core.console import format_result
+    from core.engine import BacktestResult
+
+    cfg = load_config({"symbol": "BANKNIFTY", "start": "2024-07-06", "end": "2024-07-07"}, check_paths=False)
+    none = trades_frame([], [])
+    for name in ("gross_inr", "charges_inr", "net_inr", "net_pts"):
+        none[name] = pd.Series(dtype=float)
+
+    def text(trading_days):
+        health = {"problems": {}, "warnings": [], "info": {"trading_days": trading_days}}
+        return format_result(BacktestResult(pa.Table.from_pandas(none, preserve_index=False), pa.table({"d": [1]}),
+                                            health, 0.1, cfg))
+
+    assert "no NSE trading day from 2024-07-06 to 2024-07-07" in text(0)
+    assert "no NSE trading day" not in text(2) and "trades 0" in text(2) and "money" not in text(2)

@@ -186,6 +186,23 @@ def test_resume_skips_finished_combos(market, tmp_path):
     assert "(0 already done)" in proc.stdout
 
 
+def test_a_combination_given_twice_runs_once_and_counts_once(market, tmp_path):
+    """The same settings twice (a value repeated, or written 2 and 2.0) are one combination: run once, one
+    MLflow child run, one row of the comparison, one trial of the overfitting statistics."""
+    proc = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2,2.0,1.5", "ray.enabled=false")
+    assert "sweep: 4 combinations (0 already done, 2 repeated)" in proc.stdout
+    assert "#2 signal.multiplier=2.0: the same settings as #1, not run again" in proc.stdout
+    assert "#3 signal.multiplier=1.5: the same settings as #0, not run again" in proc.stdout
+    _, children, parents = child_runs(tmp_path)
+    assert len(children) == 2 and parents[0].data.metrics["overfit.trials"] == 2
+    table = pd.read_parquet(proc.stdout.split("comparison table: ", 1)[1].split()[0])
+    assert sorted(table["combo"]) == [0, 1]
+    # A later sweep meets both as already done, and its own repeat as a repeat.
+    again = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=2,2", "ray.enabled=false",
+                  "report.enabled=false")
+    assert "sweep: 2 combinations (1 already done, 1 repeated)" in again.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
