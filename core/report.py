@@ -214,15 +214,34 @@ def overfit_lines(stats: dict) -> list[str]:
     from .overfit import verdict
 
     lines = []
+    combinations, trials, days = stats.get("combinations", stats.get("trials")), stats.get("trials"), stats.get("days")
+    if trials is not None and trials < 2:
+        same = (f"none of the {combinations} combinations traded" if not days else
+                f"all {combinations} combinations have the same P&L on each of the {days} days")
+        return [f"PBO and deflated Sharpe: not computed: {same}, so there is no winner to test."]
+    if stats.get("pbo") is None and days is not None and days < 4:
+        lines.append(f"PBO: not computed: it needs at least 4 days on which a combination traded ({days} here).")
+    if stats.get("deflated_sharpe") is None and days is not None and days < 3:
+        lines.append(f"Deflated Sharpe: not computed: it needs at least 3 days on which a combination traded "
+                     f"({days} here).")
     if stats.get("pbo") is not None:
         lines.append(f"PBO {stats['pbo']:.2f}: {verdict(stats['pbo'])} "
                      f"({stats['splits']:,} train/test splits of {stats['days']} days in {stats['blocks']} blocks).")
     if stats.get("deflated_sharpe") is not None:
         significant = "significant" if stats["deflated_sharpe"] >= 0.95 else "not significant"
         lines.append(f"Deflated Sharpe {stats['deflated_sharpe']:.2f}: the probability that the best combination's "
-                     f"Sharpe ({stats['best_sharpe']:.3f} a day) beats the best of {stats['trials']} combinations "
+                     f"Sharpe ({stats['best_sharpe']:.3f} a day) beats the best of {_trials(stats)} "
                      f"without skill ({stats['expected_max_sharpe']:.3f} expected); {significant} at 95%.")
     return lines
+
+
+def _trials(stats: dict) -> str:
+    """'N combinations', or 'N distinct combinations (of M: ...)' when some repeat another's daily P&L."""
+    trials, combinations = stats["trials"], stats.get("combinations", stats["trials"])
+    if combinations <= trials:
+        return f"{trials} combinations"
+    return (f"{trials} distinct combinations (of {combinations}: the others have the same daily P&L as one of "
+            f"them)")
 
 
 def walk_forward_lines(wf: dict) -> list[str]:

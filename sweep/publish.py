@@ -402,12 +402,23 @@ def overfit_stats(jobs, results, finisher, folder: Path, best_i: int) -> dict | 
     blocks = int(jobs[0].setting("validation", "cscv_splits") or 16)
     if blocks < 2 or blocks % 2:
         raise UserError(f"config key 'validation.cscv_splits' must be an even number >= 2, got {blocks}")
-    out = {"trials": len(indices), "days": len(days), "blocks": min(blocks, max(2, len(days) - len(days) % 2))}
+    # Combinations with the same P&L on every day (an exit level never reached, a threshold no burst
+    # meets) are one choice, not several trials: the statistics run over the distinct columns.
+    first: dict[bytes, int] = {}
+    for column in range(matrix.shape[1]):
+        first.setdefault(matrix[:, column].tobytes(), column)
+    distinct = sorted(first.values())
+    out = {"trials": len(distinct), "combinations": len(indices), "days": len(days),
+           "blocks": min(blocks, max(2, len(days) - len(days) % 2))}
+    if len(distinct) < 2:
+        return out
+    best = distinct.index(first[matrix[:, indices.index(best_i)].tobytes()]) if best_i in indices else None
+    matrix = matrix[:, distinct]
     if len(days) >= 4:
         pbo = pbo_cscv(matrix, n_blocks=blocks)
         out.update(pbo=pbo.pbo, splits=pbo.splits, degradation=pbo.degradation)
     if len(days) >= 3:
-        dsr = deflated_sharpe(matrix, best=indices.index(best_i) if best_i in indices else None)
+        dsr = deflated_sharpe(matrix, best=best)
         out.update(deflated_sharpe=dsr.probability, best_sharpe=dsr.sharpe,
                    expected_max_sharpe=dsr.expected_max_sharpe)
     return out

@@ -110,3 +110,37 @@ def test_a_sweep_reports_pbo_and_deflated_sharpe_over_its_combinations(tmp_path)
     assert 0 <= stats["pbo"] <= 1 and 0 <= stats["deflated_sharpe"] <= 1
     lines = overfit_lines(stats)
     assert lines[0].startswith(f"PBO {stats['pbo']:.2f}: ") and "best of 6 combinations" in lines[1]
+
+
+def test_combinations_with_the_same_daily_pnl_count_as_one_trial(tmp_path):
+    """An exit level never reached or a threshold nothing meets gives several combinations the same daily
+    P&L: they are one choice, so the statistics equal those of the distinct columns alone; with fewer than
+    two distinct columns (none traded) or too few days the lines say why nothing was computed."""
+    from types import SimpleNamespace
+
+    from core.report import overfit_lines
+    from sweep.plan import Job
+    from sweep.publish import overfit_stats
+
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2024-01-01", periods=40, freq="B").date
+    columns = [rng.normal(0.0, 10.0, len(days)) + shift for shift in (0.0, 3.0, -1.0)]
+
+    def stats(order, best_i, n_days=len(days)):
+        results = [{"metrics": {}, "daily": (days[:n_days], columns[k][:n_days])} for k in order]
+        jobs = [Job(i, [f"risk.target_pct={i}"], {}, {"validation": {"cscv_splits": 8}}) for i in range(len(order))]
+        return overfit_stats(jobs, results, SimpleNamespace(tracker=None), tmp_path, best_i=best_i)
+
+    alone, repeated = stats([0, 1, 2], best_i=1), stats([0, 1, 1, 2, 1, 0], best_i=2)
+    assert repeated["trials"] == 3 and repeated["combinations"] == 6
+    for key in ("pbo", "deflated_sharpe", "best_sharpe", "expected_max_sharpe", "splits"):
+        assert repeated[key] == alone[key], key
+    assert "best of 3 distinct combinations (of 6:" in overfit_lines(repeated)[1]
+    assert "best of 3 combinations without skill" in overfit_lines(alone)[1]
+
+    flat = {"trials": 1, "combinations": 4, "days": 0}
+    assert overfit_lines(flat) == ["PBO and deflated Sharpe: not computed: none of the 4 combinations traded, "
+                                   "so there is no winner to test."]
+    short = stats([0, 1], best_i=1, n_days=2)
+    assert "pbo" not in short and "deflated_sharpe" not in short
+    assert [line.split(":")[0] for line in overfit_lines(short)] == ["PBO", "Deflated Sharpe"]
