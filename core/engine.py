@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 
 from . import bs
-from .config import RunConfig, Strategy, load_config
+from .config import RunConfig, Strategy, clock_label, load_config
 from .costs import trade_costs
-from .health import Health
+from .health import Health, clock_shift_warning
 from .kernel import evaluate_markets_batch, load_loops_in_background
 from .markets import (IST_OFFSET_S, DayMarket, build_markets, day_number, is_synthetic, iter_day_markets,
                       run_fingerprint)
@@ -108,6 +108,10 @@ def results_from_trades(parts: list[pa.Table], health: Health, cfg: RunConfig, w
     trades, problems = trade_costs(trades_table(parts), cfg.costs, cfg.symbol)
     for message in problems:
         health.add("no_cost_data", 1, message)
+    shifted = clock_shift_warning(health.counts, clock_label(cfg.session.open_sec), clock_label(cfg.session.close_sec),
+                                  cfg.naive_timezone)
+    if shifted:
+        health.warn(shifted)
     summary = summary_table(trades)
     return BacktestResult(trades_table=trades, summary_table=summary, health=health.as_dict(),
                           wall_seconds=wall, config=cfg,

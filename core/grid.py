@@ -31,12 +31,13 @@ def forward_fill(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SessionSlice:
-    """The rows of one day's aggregates inside the session grid, and the ticks outside it."""
+    """The rows of one day's aggregates inside the session grid, and the ticks inside and outside it."""
 
     bars: np.ndarray  # int64 bar index of each row in the grid
     rows: slice
     pre_open: int
     post_close: int
+    inside: int
 
 
 def session_slice(seconds: Seconds, day: int, session: Session) -> SessionSlice:
@@ -47,7 +48,7 @@ def session_slice(seconds: Seconds, day: int, session: Session) -> SessionSlice:
     i0 = int(np.searchsorted(seconds.second, first, "left"))
     i1 = int(np.searchsorted(seconds.second, last, "right"))
     return SessionSlice(seconds.second[i0:i1] - first, slice(i0, i1),
-                        int(seconds.ticks[lo:i0].sum()), int(seconds.ticks[i1:hi].sum()))
+                        int(seconds.ticks[lo:i0].sum()), int(seconds.ticks[i1:hi].sum()), int(seconds.ticks[i0:i1].sum()))
 
 
 def spot_grid(seconds: Seconds, day: int, session: Session) -> tuple[np.ndarray, SessionSlice]:

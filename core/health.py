@@ -45,7 +45,35 @@ INFO: dict[str, str] = {
     "cache_hits": "tick files served from the per-second cache",
     "calendar_from_folders": "expiries taken from exp= folders because the calendar CSV is missing",
     "cache_unwritable": "runs that could not write the per-second cache (went on without it)",
+    "session_ticks": "ticks inside the session on traded days (spot and the candidate series)",
 }
+
+# Below this many ticks outside the session, a run is too small to tell a shifted clock from a few stray ticks.
+CLOCK_SHIFT_MIN_TICKS = 1000
+
+
+def clock_shift_warning(counts: dict, session_open: str, session_close: str, naive_timezone: str) -> str | None:
+    """A warning when most ticks of the traded days fall outside the session (``counts``: a run's
+    ``pre_open``, ``post_close`` and ``session_ticks``), the sign of timestamps read in the wrong zone
+    (naive UTC read as IST puts the session at 03:45-10:00; IST read as UTC at 14:45-21:00), with the
+    setting that likely fixes it; None otherwise."""
+    before, after, inside = (int(counts.get(k, 0)) for k in ("pre_open", "post_close", "session_ticks"))
+    outside = before + after
+    if outside < CLOCK_SHIFT_MIN_TICKS or outside <= inside:
+        return None
+    share = f"{outside:,} of the {outside + inside:,} ticks on traded days ({100 * outside / (outside + inside):.0f}%)"
+    if before >= after:
+        where = f"before the session opens ({session_open} IST): the timestamps look earlier than IST"
+        fix = ("if the files hold UTC times without a zone, set data.naive_timezone=UTC"
+               if naive_timezone in ("Asia/Kolkata", "Asia/Calcutta") else
+               f"check data.naive_timezone ({naive_timezone}) against the zone the files' times are in")
+    else:
+        where = f"after the session closes ({session_close} IST): the timestamps look later than IST"
+        fix = ("if the files hold IST times without a zone, set data.naive_timezone=Asia/Kolkata"
+               if naive_timezone not in ("Asia/Kolkata", "Asia/Calcutta") else
+               "check that the files' times carry the right zone, or hold IST wall times without one")
+    return (f"{share} fall {where}; naive timestamps are read as data.naive_timezone ({naive_timezone}) and "
+            f"zoned ones are converted: {fix}, then run again (this run used only the ticks inside the session)")
 
 MAX_MESSAGES_PER_KIND = 5
 # Kinds that say whether something happened at all: merging chunk reports keeps the largest.

@@ -35,7 +35,7 @@ MAGIC = b"ATMBMKT1"
 # Part of every key: entries of older formats are simply not found. Bump it with any change to what
 # core.markets builds from the per-second data (windows, ATM, candidates, health counted while building),
 # or warm runs would keep serving markets built by the old code.
-MARKET_FORMAT = 5
+MARKET_FORMAT = 6
 # How each array of a day's layout (core.layout.DayLayout) is stored and decoded; bars are stored as
 # uint16 when they fit (a session has 22,501 bars) and decoded to int64; unlisted arrays are int64.
 LAYOUT_DTYPES = {"is_ce": np.bool_, "volume_cum": np.float64, "prices": np.float64, "win_hour_open": np.float64}

@@ -177,6 +177,7 @@ def _add_day_counts(health: Health, parts: Iterable[Seconds], day: int, what: st
 
 
 def _add_outside_session(health: Health, part, what: str) -> None:
+    health.add("session_ticks", part.inside)
     health.add("pre_open", part.pre_open, f"{what}: {part.pre_open} tick(s) before the open")
     health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
 

@@ -506,3 +506,42 @@ def test_the_report_lists_each_problem_with_its_examples(tmp_path):
 
     for kind, n in result.health["problems"].items():  # every kind met, folded with its examples
         assert (f"<summary>{kind}: {n} (" in page) == (n > 0), kind
+
+
+def test_a_clock_read_in_the_wrong_zone_is_named_with_its_fix(tmp_path):
+    """The classic zero-trade bug of public scripts: a vendor's naive UTC times read as IST put the session
+    at 03:45-10:00. The run says so in a warning naming the setting that fixes it; with that setting the
+    trades are those of the correctly zoned files, and no warning is left."""
+    import datetime as dt
+    import pyarrow.compute as pc
+
+    from core.synth import generate
+    from tests.test_sweep import engine_config
+
+    generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 1), tmp_path, seed=3, workers=1)
+    right = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01"))
+    assert len(right.trades) > 0 and right.health["warnings"] == []
+    for path in (tmp_path / "packed").rglob("*.parquet"):
+        table = pq.read_table(path)
+        utc_wall = pc.cast(table.column("timestamp").cast(pa.timestamp("us", "UTC")), pa.timestamp("us"))
+        pq.write_table(table.set_column(table.schema.get_field_index("timestamp"), "timestamp", utc_wall), path)
+    wrong = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01"))
+    (warning,) = wrong.health["warnings"]
+    assert "fall before the session opens (09:15:00 IST)" in warning and "set data.naive_timezone=UTC" in warning
+    assert wrong.health["problems"]["pre_open"] > wrong.health["info"]["session_ticks"] > 0
+    fixed = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01",
+                                       data={**engine_config(tmp_path)["data"], "naive_timezone": "UTC"}))
+    pd.testing.assert_frame_equal(fixed.trades, right.trades)
+    assert fixed.health["warnings"] == [] and fixed.health["problems"]["pre_open"] == 0
+
+
+def test_the_clock_warning_needs_most_ticks_outside_and_reads_the_side():
+    from core.health import clock_shift_warning
+
+    assert clock_shift_warning({"pre_open": 999, "session_ticks": 0}, "09:15:00", "15:30:00", IST) is None
+    assert clock_shift_warning({"pre_open": 600, "post_close": 500, "session_ticks": 1100}, "09:15:00", "15:30:00",
+                               IST) is None  # half outside: stray ticks, not a shifted clock
+    early = clock_shift_warning({"pre_open": 800, "post_close": 400, "session_ticks": 1000}, "09:15:00", "15:30:00", IST)
+    assert early.startswith("1,200 of the 2,200 ticks on traded days (55%) fall before the session opens")
+    late = clock_shift_warning({"post_close": 5000, "session_ticks": 10}, "09:15:00", "15:30:00", "UTC")
+    assert "after the session closes (15:30:00 IST)" in late and "set data.naive_timezone=Asia/Kolkata" in late
