@@ -173,7 +173,11 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
              ("gross (Rs)", stats["gross_inr"]), ("charges (Rs)", stats["charges_inr"]), ("net (Rs)", stats["net_inr"])]
     parts.append('<div class="cards">' + "".join(f'<div class="card">{html.escape(k)}<b>{_fmt(v)}</b></div>'
                                                  for k, v in cards) + "</div>")
+    if health.get("info", {}).get("trading_days") == 0:
+        parts.append(f'<p class="warn">No NSE trading day from {cfg.start} to {cfg.end} (weekends and exchange '
+                     "holidays only): nothing was tested.</p>")
     problems = {k: v for k, v in health.get("problems", {}).items() if v}
+    warnings = "".join(f'<p class="warn">Warning: {html.escape(w)}</p>' for w in health.get("warnings", []))
     if problems:
         explain, examples = health.get("explain", {}), health.get("messages", {})
 
@@ -184,11 +188,12 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
                 return f"<li>{line}</li>"
             return f'<li><details><summary>{line}</summary><ul class="examples">{shown}</ul></details></li>'
 
-        parts.append('<h2>Data health</h2><ul class="warn">' + "".join(item(k, v) for k, v in problems.items())
+        parts.append('<h2>Data health</h2>' + warnings + '<ul class="warn">'
+                     + "".join(item(k, v) for k, v in problems.items())
                      + "</ul><p>Open a kind for up to five examples naming the file or day; every count is in the "
                      "health json.</p>")
     else:
-        parts.append("<h2>Data health</h2><p>No problems found in the data this run used.</p>")
+        parts.append("<h2>Data health</h2>" + warnings + "<p>No problems found in the data this run used.</p>")
     listing = pd.DataFrame({"value": {k.replace("_", " "): _fmt(v) for k, v in stats.items()}}).rename_axis("statistic")
     parts.append("<h2>Statistics</h2>" + _table(listing, index=True))
     for name, png in images.items():

@@ -529,6 +529,10 @@ def test_a_clock_read_in_the_wrong_zone_is_named_with_its_fix(tmp_path):
     (warning,) = wrong.health["warnings"]
     assert "fall before the session opens (09:15:00 IST)" in warning and "set data.naive_timezone=UTC" in warning
     assert wrong.health["problems"]["pre_open"] > wrong.health["info"]["session_ticks"] > 0
+    from core.report import run_report  # the report shows it too, as it shows every warning
+
+    page = run_report(wrong.config, wrong.trades, wrong.summary, wrong.health, True, {})
+    assert f'<p class="warn">Warning: {html.escape(warning)}</p>' in page
     fixed = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01",
                                        data={**engine_config(tmp_path)["data"], "naive_timezone": "UTC"}))
     pd.testing.assert_frame_equal(fixed.trades, right.trades)

@@ -216,3 +216,10 @@ def test_console_says_when_the_range_holds_no_trading_day():
 
     assert "no NSE trading day from 2024-07-06 to 2024-07-07" in text(0)
     assert "no NSE trading day" not in text(2) and "trades 0" in text(2) and "money" not in text(2)
+    from core.report import run_report  # the report says it as well
+
+    def page(trading_days):
+        return run_report(cfg, none, none.iloc[:0], {"problems": {}, "warnings": [], "info": {"trading_days": trading_days}},
+                          False, {})
+
+    assert "No NSE trading day from 2024-07-06 to 2024-07-07" in page(0) and "No NSE trading day" not in page(2)
