@@ -30,6 +30,8 @@ from .signal import Candidate
 __all__ = ["BacktestResult", "DayMarket", "build_markets", "evaluate_day", "evaluate_markets", "iter_day_markets",
            "results_from_trades", "run_backtest", "run_fingerprint"]
 
+NSE_OPEN_SEC, NSE_CLOSE_SEC = 9 * 3600 + 15 * 60, 15 * 3600 + 30 * 60  # the index options' normal market hours
+
 
 @dataclass
 class BacktestResult:
@@ -108,10 +110,12 @@ def results_from_trades(parts: list[pa.Table], health: Health, cfg: RunConfig, w
     trades, problems = trade_costs(trades_table(parts), cfg.costs, cfg.symbol)
     for message in problems:
         health.add("no_cost_data", 1, message)
-    shifted = clock_shift_warning(health.counts, clock_label(cfg.session.open_sec), clock_label(cfg.session.close_sec),
-                                  cfg.naive_timezone)
-    if shifted:
-        health.warn(shifted)
+    if cfg.session.open_sec <= NSE_OPEN_SEC and cfg.session.close_sec >= NSE_CLOSE_SEC:
+        # a session narrower than NSE's leaves most ticks outside by choice, so only a full one can tell
+        shifted = clock_shift_warning(health.counts, clock_label(cfg.session.open_sec),
+                                      clock_label(cfg.session.close_sec), cfg.naive_timezone)
+        if shifted:
+            health.warn(shifted)
     summary = summary_table(trades)
     return BacktestResult(trades_table=trades, summary_table=summary, health=health.as_dict(),
                           wall_seconds=wall, config=cfg,

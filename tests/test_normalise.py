@@ -521,6 +521,11 @@ def test_a_clock_read_in_the_wrong_zone_is_named_with_its_fix(tmp_path):
     generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 1), tmp_path, seed=3, workers=1)
     right = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01"))
     assert len(right.trades) > 0 and right.health["warnings"] == []
+    # A session narrower than NSE's leaves most ticks outside by choice: no warning.
+    narrow = run_backtest(engine_config(tmp_path, start="2024-07-01", end="2024-07-01",
+                                        session={"close": "10:30:00", "anchors": ["10:00"]}))
+    assert narrow.health["problems"]["post_close"] > narrow.health["info"]["session_ticks"] > 0
+    assert narrow.health["warnings"] == []
     for path in (tmp_path / "packed").rglob("*.parquet"):
         table = pq.read_table(path)
         utc_wall = pc.cast(table.column("timestamp").cast(pa.timestamp("us", "UTC")), pa.timestamp("us"))
