@@ -197,7 +197,7 @@ def test_a_combination_given_twice_runs_once_and_counts_once(market, tmp_path):
     assert len(children) == 2 and parents[0].data.metrics["overfit.trials"] == 2
     table = pd.read_parquet(proc.stdout.split("comparison table: ", 1)[1].split()[0])
     assert sorted(table["combo"]) == [0, 1]
-    # A later sweep meets both as already done, and its own repeat as a repeat.
+    # A later sweep finds its first 2 already done (MLflow) and its second 2 a repeat of the first.
     again = sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=2,2", "ray.enabled=false",
                   "report.enabled=false")
     assert "sweep: 2 combinations (1 already done, 1 repeated)" in again.stdout
