@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import BacktestResult
+from .health import nothing_tested
 from .stats import column, money_stats
 
 
@@ -54,9 +55,9 @@ def format_parts(result: BacktestResult, paths: dict | None = None, label: str =
         f"  trades {h['trades']}  days traded {h['days_traded']}  total pnl_pts {h['total_pnl_pts']:.2f}  "
         f"mean {h['mean_pnl_pts']:.2f}  win rate {100 * h['win_rate']:.1f}%  {time_label} {h['wall_seconds']:.2f} s",
     ]
-    if result.health.get("info", {}).get("trading_days") == 0:
-        lines.append(f"  no NSE trading day from {cfg.start} to {cfg.end} (weekends and exchange holidays only): "
-                     "nothing was tested")
+    untested = nothing_tested(result.health, cfg.start, cfg.end)
+    if untested:
+        lines.append(f"  {untested}")
     money = money_stats(result.trades_table)
     if money["net_inr"] is not None and h["trades"]:
         lines.append(f"  money ({cfg.costs.name}, {cfg.costs.lots} lot(s)): gross Rs {money['gross_inr']:,.2f}  "

@@ -48,6 +48,14 @@ INFO: dict[str, str] = {
     "session_ticks": "ticks inside the session on traded days (spot and the candidate series)",
 }
 
+def nothing_tested(health: dict, start, end) -> str | None:
+    """The sentence for a run whose range (``start`` to ``end``) held no NSE trading day (``health``: a
+    run's health json), or None."""
+    if health.get("info", {}).get("trading_days") != 0:
+        return None
+    return f"no NSE trading day from {start} to {end} (weekends and exchange holidays only): nothing was tested"
+
+
 # Below this many ticks outside the session, a run is too small to tell a shifted clock from a few stray ticks.
 CLOCK_SHIFT_MIN_TICKS = 1000
 
@@ -62,16 +70,15 @@ def clock_shift_warning(counts: dict, session_open: str, session_close: str, nai
     if outside < CLOCK_SHIFT_MIN_TICKS or outside <= inside:
         return None
     share = f"{outside:,} of the {outside + inside:,} ticks on traded days ({100 * outside / (outside + inside):.0f}%)"
+    naive_is_ist = naive_timezone in ("Asia/Kolkata", "Asia/Calcutta")
     if before >= after:
         where = f"before the session opens ({session_open} IST): the timestamps look earlier than IST"
-        fix = ("if the files hold UTC times without a zone, set data.naive_timezone=UTC"
-               if naive_timezone in ("Asia/Kolkata", "Asia/Calcutta") else
+        fix = ("if the files hold UTC times without a zone, set data.naive_timezone=UTC" if naive_is_ist else
                f"check data.naive_timezone ({naive_timezone}) against the zone the files' times are in")
     else:
         where = f"after the session closes ({session_close} IST): the timestamps look later than IST"
-        fix = ("if the files hold IST times without a zone, set data.naive_timezone=Asia/Kolkata"
-               if naive_timezone not in ("Asia/Kolkata", "Asia/Calcutta") else
-               "check that the files' times carry the right zone, or hold IST wall times without one")
+        fix = ("check that the files' times carry the right zone, or hold IST wall times without one" if naive_is_ist
+               else "if the files hold IST times without a zone, set data.naive_timezone=Asia/Kolkata")
     return (f"{share} fall {where}; naive timestamps are read as data.naive_timezone ({naive_timezone}) and "
             f"zoned ones are converted: {fix}, then run again (this run used only the ticks inside the session)")
 

@@ -16,7 +16,7 @@ import pandas as pd
 from . import charts
 from .config import RunConfig
 from .markets import day_number, iter_day_markets
-from .health import Health
+from .health import Health, nothing_tested
 from .signal import burst_and_baseline
 from .stats import breakdowns, summary_stats, better_first
 
@@ -173,9 +173,9 @@ def run_report(cfg: RunConfig, trades: pd.DataFrame, summary: pd.DataFrame, heal
              ("gross (Rs)", stats["gross_inr"]), ("charges (Rs)", stats["charges_inr"]), ("net (Rs)", stats["net_inr"])]
     parts.append('<div class="cards">' + "".join(f'<div class="card">{html.escape(k)}<b>{_fmt(v)}</b></div>'
                                                  for k, v in cards) + "</div>")
-    if health.get("info", {}).get("trading_days") == 0:
-        parts.append(f'<p class="warn">No NSE trading day from {cfg.start} to {cfg.end} (weekends and exchange '
-                     "holidays only): nothing was tested.</p>")
+    untested = nothing_tested(health, cfg.start, cfg.end)
+    if untested:
+        parts.append(f'<p class="warn">{html.escape(untested[:1].upper() + untested[1:])}.</p>')
     problems = {k: v for k, v in health.get("problems", {}).items() if v}
     warnings = "".join(f'<p class="warn">Warning: {html.escape(w)}</p>' for w in health.get("warnings", []))
     if problems:

@@ -130,13 +130,18 @@ class SweepSession:
         # comparison and its statistics; it shares that combination's metrics. Positions count from the
         # session's first combination.
         base = len(self.jobs)
+
+        def launched(p: int) -> tuple[Job, dict | None]:
+            """The job and result at session position ``p``: an earlier batch's, or this batch's."""
+            return (self.jobs[p], self.results[p]) if p < base else (jobs[p - base], results[p - base])
+
         pending, repeats = [], {}
         for i, (job, key) in enumerate(zip(jobs, keys)):
             if key in self.first_with:
                 repeats[i] = self.first_with[key]
-                same = self.jobs[repeats[i]] if repeats[i] < base else jobs[repeats[i] - base]
                 if not finisher.quiet:
-                    print(f"#{job.index} {finisher.label(job)}: the same settings as #{same.index}, not run again")
+                    print(f"#{job.index} {finisher.label(job)}: the same settings as "
+                          f"#{launched(repeats[i])[0].index}, not run again")
                 continue
             self.first_with[key] = base + i
             if key in done:
@@ -161,7 +166,7 @@ class SweepSession:
             for k, v in timing.items():
                 self.timing[k] = self.timing.get(k, 0.0) + v
         for i, p in repeats.items():
-            same_job, same = (self.jobs[p], self.results[p]) if p < base else (jobs[p - base], results[p - base])
+            same_job, same = launched(p)
             results[i] = {"repeat_of": same_job.index, "metrics": same["metrics"]}
         metric = str(jobs[0].setting("report", "metric"))
         for result in results:
