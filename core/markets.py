@@ -273,8 +273,10 @@ def _build_group(cfg: RunConfig, health: Health, loader: _FileLoader, spot: _Spo
         merged, parts = spot_by_day.pop(d)
         if not has_valid_price(merged, d, session):
             if day_date(d).weekday() < 5:
-                health.add("missing_spot_day", 1, f"{day_date(d)}: spot ticks present but none with a "
-                           f"valid price in the session (check the spot file for that day)")
+                why = ("spot ticks present but none with a valid price in the session (check the spot file "
+                       "for that day)" if parts else "its spot file could not be used (see bad_file or "
+                       "missing_column for why)")
+                health.add("missing_spot_day", 1, f"{day_date(d)}: {why}")
             continue
         health.add("trading_days", 1)
         spot_close, part = spot_grid(merged, d, session)

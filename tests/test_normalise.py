@@ -181,6 +181,17 @@ def test_missing_corrupt_and_columnless_files(tmp_path):
     assert any(str(corrupt) in m for m in result.health["messages"]["bad_file"])
 
 
+def test_a_day_whose_spot_file_is_unusable_says_so(tmp_path):
+    baseline(tmp_path)
+    spot = next((tmp_path / "spot").rglob("*.parquet"))
+    pq.write_table(pq.read_table(spot).drop(["close"]), spot)
+    result = run_backtest(small_config(tmp_path))
+    problems, messages = result.health["problems"], result.health["messages"]
+    assert result.trades.empty and problems["missing_column"] == 1 and problems["missing_spot_day"] == 1
+    assert messages["missing_spot_day"] == [f"{DAY}: its spot file could not be used (see bad_file or "
+                                            f"missing_column for why)"]
+
+
 def test_weekday_without_spot_and_day_without_expiry(tmp_path):
     baseline(tmp_path)
     result = run_backtest(small_config(tmp_path, end="2024-07-02"))
