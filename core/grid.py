@@ -16,7 +16,7 @@ from .config import Session
 from .ticks import Seconds
 
 # Bump when the meaning of cached per-second aggregates changes (invalidates the cache).
-GRID_VERSION = 3
+GRID_VERSION = 4  # 4: close and vol_delta stored as text are parsed, non-numbers counted as null
 
 
 def forward_fill(values: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .compiled import read_only
@@ -178,7 +179,7 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
     n = table.num_rows
     close = _float_column(table.column("close"), np.nan) if n else np.zeros(0)
     if has_volume and n:
-        vol_col = table.column("vol_delta")
+        vol_col = _numbers(table.column("vol_delta"))
         vol_null = np.asarray(vol_col.is_null(), dtype=bool) if vol_col.null_count else np.zeros(n, bool)
         volume = _float_column(vol_col, 0.0)
     else:
@@ -222,8 +223,21 @@ def _plain_timestamps(column: pa.ChunkedArray, naive_timezone: str) -> tuple[np.
     return np.asarray(arr.view(pa.int64())), UNIT_NS[typ.unit], shift
 
 
+_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A numeric column as it is; a text column parsed as numbers, with text that is not one as null."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    text = pc.utf8_trim_whitespace(column)
+    number = pc.match_substring_regex(text, _NUMBER)  # '', 'n/a', '-', '1,234': not numbers, so null
+    return pc.if_else(number, text, None).cast(pa.float64())  # arrow's parse: correctly rounded
+
+
 def _float_column(column: pa.ChunkedArray, fill: float) -> np.ndarray:
-    """A column as float64 numbers, nulls as ``fill``."""
+    """A column as float64 numbers (text parsed, see ``_numbers``), nulls as ``fill``."""
+    column = _numbers(column)
     if column.type != pa.float64():
         column = column.cast(pa.float64())
     if column.null_count:
@@ -433,7 +447,8 @@ def load_file_days(path: str, kind: str, naive_timezone: str, days: Iterable[int
     except TickFileError as exc:
         raise TickFileError(exc.kind, f"{path}: {exc}; re-export the file with a timestamp column") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
-        raise TickFileError("bad_file", f"{path}: column types not usable ({_short(exc)})") from None
+        raise TickFileError("bad_file", f"{path}: column types not usable ({_short(exc)}); re-export the file "
+                            f"with numeric close and vol_delta columns") from None
 
 
 __all__ = [

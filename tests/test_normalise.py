@@ -134,6 +134,20 @@ def test_negative_and_null_volume_count_as_zero(tmp_path):
     check_same_trade(tmp_path, expected, negative_volume=1, null_volume=1)
 
 
+def test_close_and_volume_stored_as_text_are_parsed_and_non_numbers_counted(tmp_path):
+    expected = baseline(tmp_path)
+    stamps, closes, vols = clean_rows()
+    t69 = stamps[69] + pd.Timedelta(milliseconds=500)
+    arr, c, v = _with_extra_rows(stamps, closes, vols, [(t69, 100.0, 0), (t69 + pd.Timedelta(milliseconds=1), 100.0, 0)])
+    text_closes = [f" {x!r} " for x in c[:-2]] + ["n/a", "100"]  # spaces around, one text that is no price
+    text_vols = [str(x) for x in v[:-2]] + ["0", "1,5"]  # '1,5' is no number: null, counted as 0
+    path = series_path(tmp_path / "options", "BANKNIFTY", pd.Timestamp(EXP).date(), "CE", 47000)
+    pq.write_table(pa.table({"timestamp": arr, "close": pa.array(text_closes, pa.string()),
+                             "vol_delta": pa.array(text_vols, pa.large_string())}), path)
+    result = check_same_trade(tmp_path, expected, null_price=1, null_volume=1)
+    assert result.trades.iloc[0]["burst_vol"] == 4.0
+
+
 def test_bad_prices_do_not_set_the_price_but_keep_volume(tmp_path):
     expected = baseline(tmp_path)
     stamps, closes, vols = clean_rows()
