@@ -24,12 +24,19 @@ def exit_with(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+
+
 @contextmanager
 def reported_as_exit_status() -> Iterator[None]:
-    """For entry points: a UserError or ConfigError inside becomes one line and exit status 2."""
+    """For entry points: a UserError or ConfigError inside becomes one line and exit status 2; Ctrl-C
+    becomes one line and status 130 (what was finished before it is kept: every file is written whole
+    or not at all, and a sweep says what it kept before this)."""
     try:
         yield
     except UserError as exc:
         exit_with(str(exc))
     except ConfigError as exc:
         exit_with(f"config error: {exc}")
+    except KeyboardInterrupt:
+        exit_with("interrupted", INTERRUPTED)

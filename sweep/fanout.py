@@ -6,9 +6,12 @@ Without Ray (``ray.enabled=false``, ``run_here``): the same batches, one after a
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core import RunConfig
@@ -25,6 +28,30 @@ from sweep.plan import Job, family_order, market_key, date_chunks
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: on the PYTHONPATH of local Ray workers
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
+POLL_SECS = 0.25  # how long the driver waits on Ray at a time, so that Ctrl-C stops it between calls
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Within: the first Ctrl-C is noted, not raised (the caller polls the returned function and stops
+    between Ray calls); a second one raises at once. A KeyboardInterrupt raised inside a Ray call that
+    is waiting on its gRPC channel, followed by ``ray.shutdown``, can abort the process (an assertion in
+    gRPC, seen with Ray 2.x), losing the lines that say what the sweep kept. Outside the main thread,
+    where signals cannot be handled, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    noted = threading.Event()
+
+    def note(signum, frame) -> None:
+        noted.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def on_this_machine(job: Job) -> bool:
@@ -301,18 +328,25 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 open_markets[mk] = open_markets.get(mk, 0) + 1
 
         queue = list(groups)
-        while queue or in_flight:
-            while queue and len(open_markets) < 2:
-                submit(queue.pop(0))
-            (ready,), _ = ray.wait(list(in_flight), num_returns=1)
-            mk, batch, _ = in_flight.pop(ready)
-            open_markets[mk] -= 1
-            if not open_markets[mk]:
-                del open_markets[mk]
-            node, runs = ray.get(ready)
-            nodes.add(node)
-            done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
+        with deferred_interrupt() as interrupted:
+            while (queue or in_flight) and not interrupted():
+                while queue and len(open_markets) < 2:
+                    submit(queue.pop(0))
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECS)
+                if not ready:
+                    continue
+                mk, batch, _ = in_flight.pop(ready[0])
+                open_markets[mk] -= 1
+                if not open_markets[mk]:
+                    del open_markets[mk]
+                node, runs = ray.get(ready[0])
+                nodes.add(node)
+                done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
         bar.close()
+        if interrupted():
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+            raise KeyboardInterrupt
         if owned and stopping is not None:
             stopping.append(stop_in_background(ray))
             owned = False

@@ -37,7 +37,8 @@ def cli() -> None:
     if problem:
         exit_with(problem)
     sys.argv[1:] = search_defaults(sys.argv[1:])
-    main()
+    with reported_as_exit_status():  # Ctrl-C while Hydra composes: one line, not a traceback
+        main()
     with reported_as_exit_status():
         close_open_sessions()  # a guided search publishes its comparison once every trial is done
 

@@ -49,6 +49,7 @@ class Finisher:
         self._pending: list[tuple[dict, object]] = []
         self._last_health: tuple[str, int] | None = None  # the health block last printed in full, its combination
         self.combinations = len(jobs)
+        self.kept = 0  # combinations whose files this finisher wrote (their MLflow runs follow in a sweep)
         processes = first.setting("tracking", "log_processes")
         self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
         if first.setting("tracking", "enabled"):
@@ -131,6 +132,7 @@ class Finisher:
             what = "free space on its disk" if full else "check that the folder can be created and written"
             raise UserError(f"cannot write the results to {cfg.results_dir}: {exc.strerror or exc}; nothing of this "
                             f"combination was kept ({what}, or set results_dir to another folder)") from None
+        self.kept += 1
         paths = {k: written[k] for k in ("trades", "summary", "health")}
         folder = paths["trades"].parent
         extra = [written[f"stats_{run.stem}.json"], written[f"config_{run.stem}.yaml"]]

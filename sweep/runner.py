@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import math
+import sys
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,11 @@ def run_single(job: Job, base_dir: Path) -> dict:
 OPEN_SESSIONS: list["SweepSession"] = []
 
 
+def ended_by(exc: BaseException) -> str:
+    """The MLflow status of a sweep's parent run ended by ``exc``: KILLED for Ctrl-C, else FAILED."""
+    return "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+
+
 def close_open_sessions() -> None:
     """Close the sessions of guided searches (their comparison, statistics and parent run come now)."""
     for session in list(OPEN_SESSIONS):
@@ -89,12 +95,16 @@ class SweepSession:
         self.ray = None
         self.stopping: list = []  # the thread shutting down the Ray of a grid sweep (sweep.fanout)
         self.closed = False
+        self.offered = 0  # combinations handed to the session so far, the batch being launched included
+        self.resume = True  # sweep.resume of the batches
         if search:  # closed by the entry point after Hydra's sweeper returns (or at exit)
             OPEN_SESSIONS.append(self)
 
     def launch(self, jobs: list[Job]) -> list[dict]:
         """Validate, run and publish one batch of combinations; returns their results (each with its
         ``objective``: the value of ``report.metric``, or None when it is undefined)."""
+        self.offered = len(self.jobs) + len(jobs)
+        self.resume = bool(jobs[0].setting("sweep", "resume"))
         cfgs = []
         for job in jobs:
             try:
@@ -205,6 +215,8 @@ class SweepSession:
             for thread in self.stopping:
                 thread.join()
             self.stopping.clear()
+        if status == "KILLED":
+            print(self.interrupted_line(), file=sys.stderr, flush=True)
         if status != "FINISHED":
             return
         parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in self.timing.items())
@@ -218,6 +230,19 @@ class SweepSession:
             hint = self.ray_start_hint()
             if hint:
                 print(hint)
+
+    def interrupted_line(self) -> str:
+        """What an interrupted sweep kept, and how to go on."""
+        finisher = self.finisher
+        kept = finisher.kept if finisher is not None else 0
+        earlier = f" ({self.resumed} were done before it started)" if self.resumed else ""
+        line = (f"sweep interrupted: {kept} of {self.offered} combinations finished in it{earlier}, each with "
+                f"whole files")
+        if finisher is not None and finisher.tracker:
+            if not self.resume:
+                return line + " and its MLflow run; sweep.resume=false: the same command runs them all again"
+            return line + " and its MLflow run; the same command runs only the rest"
+        return line + "; without MLflow tracking the same command runs them all again"
 
     def ray_start_hint(self) -> str | None:
         """A line suggesting ``ray.enabled=false`` when starting a private Ray cost more than its workers can
@@ -237,8 +262,8 @@ def run_sweep(jobs: list[Job], base_dir: Path, sweep_name: str = "sweep", sweep_
     session = SweepSession(base_dir, sweep_name, sweep_dir)
     try:
         results = session.launch(jobs)
-    except BaseException:
-        session.close("FAILED")
+    except BaseException as exc:
+        session.close(ended_by(exc))
         raise
     session.close()
     return results

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -463,8 +464,11 @@ _PROCESS_TRACKER: Tracker | None = None
 
 
 def _open_in_process(uri: str, experiment_id: str, experiment: str, journal: str) -> None:
-    """Initializer of a logging process: its own client on the sweep's experiment."""
+    """Initializer of a logging process: its own client on the sweep's experiment. Ctrl-C reaches every
+    process of the terminal's group: these ignore it, so the runs handed to them are still logged while
+    the sweep, which gets it too, closes."""
     global _PROCESS_TRACKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PROCESS_TRACKER = Tracker.connect(uri, experiment_id, experiment, journal)
 
 

@@ -414,12 +414,12 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     import time
 
     env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
-    grid = "signal.multiplier=range(1.0,7.0,0.05)"  # 120 combinations: logging them outlasts the kill
+    grid = "signal.multiplier=range(1.0,4.0,0.05)"  # 60 combinations: logging them outlasts the kill
     args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid,
             *data_args(market), "sweep.chunk=1", "sweep.batch=1", "ray.num_cpus=1", "report.enabled=false",
             "tracking.log_processes=0", "quiet=true"]
     # One combination per task and one logging thread: runs finish one by one, long before the end.
-    # The rerun below logs through the default pool of logging processes.
+    # The rerun below logs through the default pool of logging processes (50 combinations or more).
     log = open(tmp_path / "killed_sweep.log", "w")
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -447,11 +447,63 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     before = _runs(db)
     assert any(r.info.status == "RUNNING" for r in before)  # the killed parent at least
     done_before = sum(1 for r in before if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags)
-    rerun = sweep(tmp_path, *data_args(market), "-m", grid, "sweep.chunk=1", "ray.num_cpus=1", "report.enabled=false")
+    rerun = sweep(tmp_path, *data_args(market), "-m", grid, "ray.enabled=false", "report.enabled=false")
     assert rerun.stdout.count("already done (MLflow run") == done_before >= 1
     after = _runs(db)
     assert not [r for r in after if r.info.status == "RUNNING"]
     assert sum(1 for r in after if r.info.status == "KILLED") >= 1
+
+
+def _started_sweep(market, cwd, grid, *extra):
+    """A sweep started as a terminal would (its own process group), and its log file."""
+    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", grid, *data_args(market), *extra]
+    log_path = cwd / "sweep.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log_path
+
+
+def test_ctrl_c_stops_a_sweep_cleanly_keeps_what_finished_and_the_next_run_resumes(market, tmp_path):
+    import re
+    import signal
+    import time
+
+    grid = "signal.multiplier=range(1.0,4.0,0.05)"  # 60 combinations, one per task: the interrupt comes early
+    proc, log_path = _started_sweep(market, tmp_path, grid, "sweep.chunk=1", "sweep.batch=1", "ray.num_cpus=1",
+                                    "report.enabled=false", "quiet=true")
+    db = tmp_path / "mlflow.db"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if db.exists() and any(r.info.status == "FINISHED" for r in _runs(db)):
+                    break
+            except Exception:  # the store is being created
+                pass
+            time.sleep(0.3)
+        assert proc.poll() is None, "the sweep ended before Ctrl-C:\n" + log_path.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log = log_path.read_text()
+    assert proc.returncode == 130, log[-3000:]
+    assert "Traceback" not in log and "Fatal Python error" not in log, log[-3000:]
+    assert log.rstrip().endswith("atmburst: interrupted")
+    kept = re.search(r"sweep interrupted: (\d+) of 60 combinations finished in it, each with whole files and its "
+                     r"MLflow run; the same command runs only the rest", log)
+    assert kept, log[-3000:]
+    kept = int(kept.group(1))
+    runs = _runs(db)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "KILLED" and 1 <= kept < 60
+    assert len(children) == kept and all(r.info.status == "FINISHED" for r in children)
+    rerun = sweep(tmp_path, *data_args(market), "-m", grid, "ray.enabled=false", "report.enabled=false", "quiet=true")
+    assert f"60 combinations ({kept} already done)" in rerun.stdout
 
 
 def test_an_optuna_search_runs_batches_of_trials_as_child_runs_of_one_parent(market, tmp_path):

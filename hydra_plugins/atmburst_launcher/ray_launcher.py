@@ -222,7 +222,7 @@ class AtmburstRayLauncher(Launcher):
         session stays open for the next batch until sweep.runner.close_open_sessions). Each job's
         return value is its objective, the value of ``report.metric`` (None when undefined)."""
         from sweep.errors import reported_as_exit_status
-        from sweep.runner import SweepSession
+        from sweep.runner import SweepSession, ended_by
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -237,8 +237,8 @@ class AtmburstRayLauncher(Launcher):
                                             search=search)
             try:
                 results = self.session.launch(jobs)
-            except BaseException:
-                self.session.close("FAILED")
+            except BaseException as exc:
+                self.session.close(ended_by(exc))
                 self.session = None
                 raise
             if not search:
