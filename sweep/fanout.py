@@ -36,7 +36,7 @@ def deferred_interrupt() -> Iterator[Callable[[], bool]]:
     """Within: the first Ctrl-C is noted, not raised (the caller polls the returned function and stops
     between Ray calls); a second one raises at once. A KeyboardInterrupt raised inside a Ray call that
     is waiting on its gRPC channel, followed by ``ray.shutdown``, can abort the process (an assertion in
-    gRPC, seen with Ray 2.x), losing the lines that say what the sweep kept. Outside the main thread,
+    gRPC: one of two tries with Ray 2.60), losing the lines that say what the sweep kept. Outside the main thread,
     where signals cannot be handled, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
