@@ -6,7 +6,9 @@ status 2, with no traceback.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,18 +27,38 @@ def exit_with(message: str, code: int = 2) -> None:
 
 
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # ... and by SIGTERM (128 + 15): a scheduler, `timeout`, `kill`
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the command stops as on Ctrl-C (what finished is kept), with exit status 143."""
+
+
+def raise_terminated(signum, frame) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does."""
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """For entry points: SIGTERM raises Terminated instead of ending the process on the spot (Ray's start
+    puts its own handler in place for the sweep's Ray calls, and sweep.fanout handles both while it
+    waits on Ray). Only in the main thread, where Python handles signals."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
 
 
 @contextmanager
 def reported_as_exit_status() -> Iterator[None]:
     """For entry points: a UserError or ConfigError inside becomes one line and exit status 2; Ctrl-C
-    becomes one line and status 130 (what was finished before it is kept: every file is written whole
-    or not at all, and a sweep says what it kept before this)."""
+    (SIGTERM) becomes one line and status 130 (143): what was finished before it is kept, since every
+    file is written whole or not at all, and a sweep says what it kept before this line."""
     try:
         yield
     except UserError as exc:
         exit_with(str(exc))
     except ConfigError as exc:
         exit_with(f"config error: {exc}")
+    except Terminated:
+        exit_with("terminated (SIGTERM)", TERMINATED)
     except KeyboardInterrupt:
         exit_with("interrupted", INTERRUPTED)

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from core.engine import build_markets, evaluate_markets, results_from_trades
 from core.health import Health
 from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
-from sweep.errors import UserError
+from sweep.errors import Terminated, UserError, raise_terminated
 from sweep.heap import freeze_what_exists
 from sweep.net import connect_problem, host_port
 from sweep.progress import Progress
@@ -31,27 +31,56 @@ MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
 POLL_SECS = 0.25  # how long the driver waits on Ray at a time, so that Ctrl-C stops it between calls
 
 
+class DeferredInterrupt:
+    """Notes the first Ctrl-C or SIGTERM instead of acting on it (see ``deferred_interrupt``)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, active: bool):
+        self.active = active
+        self.noted = 0  # the number of the first signal noted, 0 for none
+        self.previous = {signum: signal.getsignal(signum) for signum in self.SIGNALS} if active else {}
+
+    def install(self) -> None:
+        """Note signals from now on (again after Ray's start, which puts its own SIGTERM handler in place)."""
+        if self.active and not self.noted:
+            for signum in self.SIGNALS:
+                signal.signal(signum, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.noted = self.noted or signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one acts at once
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+    def stop(self) -> None:
+        """Raise what the noted signal asks for: Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C."""
+        raise Terminated if self.noted == signal.SIGTERM else KeyboardInterrupt
+
+    def check(self) -> None:
+        """``stop`` if a signal was noted."""
+        if self.noted:
+            self.stop()
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(signum, handler)
+
+
 @contextmanager
-def deferred_interrupt() -> Iterator[Callable[[], bool]]:
-    """Within: the first Ctrl-C is noted, not raised (the caller polls the returned function and stops
-    between Ray calls); a second one raises at once. A KeyboardInterrupt raised inside a Ray call that
-    is waiting on its gRPC channel, followed by ``ray.shutdown``, can abort the process (an assertion in
-    gRPC: one of two tries with Ray 2.60), losing the lines that say what the sweep kept. Outside the main thread,
-    where signals cannot be handled, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    noted = threading.Event()
-
-    def note(signum, frame) -> None:
-        noted.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, note)
+def deferred_interrupt() -> Iterator[DeferredInterrupt]:
+    """Within: the first Ctrl-C or SIGTERM is noted, not raised; the caller polls ``noted`` and stops
+    between Ray calls (or calls ``check`` after a database query). A second one acts at once. A
+    KeyboardInterrupt or exit raised inside a Ray call that is waiting on its gRPC channel, followed by
+    ``ray.shutdown``, can abort the whole process (an assertion in gRPC: one of two tries with Ray 2.60),
+    losing the lines that say what the sweep kept; one raised inside an MLflow query makes SQLAlchemy
+    log a traceback. Outside the main thread, where signals cannot be handled, nothing changes."""
+    deferred = DeferredInterrupt(threading.current_thread() is threading.main_thread())
+    deferred.install()
     try:
-        yield noted.is_set
+        yield deferred
     finally:
-        signal.signal(signal.SIGINT, previous)
+        deferred.restore()
 
 
 def on_this_machine(job: Job) -> bool:
@@ -290,46 +319,47 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
     preparing = threading.Thread(target=_prepare_local_workers if local else _cache_sessions,
                                  args=([cfgs[i] for i in pending],), daemon=True)
     preparing.start()
-    ray, owned = init_ray(jobs[0])
-    t1 = time.perf_counter()
-    preparing.join()
-    t2 = time.perf_counter()  # later than t1 when numba compiles the loops (a fresh checkout)
-    freeze_what_exists()  # the command's imports, Ray's among them, out of its full collections (sweep.heap)
-    try:
-        build = ray.remote(_build_chunk).options(num_returns=2)
-        run_batch = ray.remote(_run_batch)
-        how = jobs[0].setting("sweep", "chunk")
-        groups = by_market(cfgs, pending)
-        cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-        in_flight: dict = {}  # batch ref -> (market key, members)
-        open_markets: dict[str, int] = {}  # market key -> batches not yet back
-        bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
-        done = 0
-        nodes: set[str] = set()
+    with deferred_interrupt() as interrupt:  # from before Ray's start: Ctrl-C while it starts is noted too
+        ray, owned = init_ray(jobs[0])
+        interrupt.install()
+        t1 = time.perf_counter()
+        preparing.join()
+        t2 = time.perf_counter()  # later than t1 when numba compiles the loops (a fresh checkout)
+        freeze_what_exists()  # the command's imports, Ray's among them, out of its full collections (sweep.heap)
+        try:
+            build = ray.remote(_build_chunk).options(num_returns=2)
+            run_batch = ray.remote(_run_batch)
+            how = jobs[0].setting("sweep", "chunk")
+            groups = by_market(cfgs, pending)
+            cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+            in_flight: dict = {}  # batch ref -> (market key, members)
+            open_markets: dict[str, int] = {}  # market key -> batches not yet back
+            bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
+            done = 0
+            nodes: set[str] = set()
 
-        def submit(mk: str) -> None:
-            members = family_order(cfgs, groups[mk])
-            first = cfgs[members[0]]
-            built = (markets or {}).get(mk)
-            if built is None:
-                built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
-                if markets is not None:
-                    markets[mk] = built
-            # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
-            # its families once (about 1 s per family and symbol-year), and results stream back batch by
-            # batch while the rest computes
-            size = jobs[0].setting("sweep", "batch") or min(MAX_BATCH, max(1, -(-len(members) // (2 * cpus))))
-            synthetic = is_synthetic(first)
-            for k in range(0, len(members), size):
-                batch = members[k:k + size]
-                ref = run_batch.remote([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
-                                       synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
-                in_flight[ref] = (mk, batch, built)
-                open_markets[mk] = open_markets.get(mk, 0) + 1
+            def submit(mk: str) -> None:
+                members = family_order(cfgs, groups[mk])
+                first = cfgs[members[0]]
+                built = (markets or {}).get(mk)
+                if built is None:
+                    built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
+                    if markets is not None:
+                        markets[mk] = built
+                # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
+                # its families once (about 1 s per family and symbol-year), and results stream back batch by
+                # batch while the rest computes
+                size = jobs[0].setting("sweep", "batch") or min(MAX_BATCH, max(1, -(-len(members) // (2 * cpus))))
+                synthetic = is_synthetic(first)
+                for k in range(0, len(members), size):
+                    batch = members[k:k + size]
+                    ref = run_batch.remote([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
+                                           synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
+                    in_flight[ref] = (mk, batch, built)
+                    open_markets[mk] = open_markets.get(mk, 0) + 1
 
-        queue = list(groups)
-        with deferred_interrupt() as interrupted:
-            while (queue or in_flight) and not interrupted():
+            queue = list(groups)
+            while (queue or in_flight) and not interrupt.noted:
                 while queue and len(open_markets) < 2:
                     submit(queue.pop(0))
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECS)
@@ -342,17 +372,17 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 node, runs = ray.get(ready[0])
                 nodes.add(node)
                 done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
-        bar.close()
-        if interrupted():
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
-            raise KeyboardInterrupt
-        if owned and stopping is not None:
-            stopping.append(stop_in_background(ray))
-            owned = False
-        compiling = {"compiling": t2 - t1} if t2 - t1 >= 0.5 else {}
-        return {"ray_start": t1 - t0, **compiling, "tasks": time.perf_counter() - t2, "nodes": len(nodes),
-                "workers": cpus}
-    finally:
-        if owned:
-            ray.shutdown()
+            bar.close()
+            if interrupt.noted:
+                for ref in in_flight:
+                    ray.cancel(ref, force=True)
+                interrupt.stop()
+            if owned and stopping is not None:
+                stopping.append(stop_in_background(ray))
+                owned = False
+            compiling = {"compiling": t2 - t1} if t2 - t1 >= 0.5 else {}
+            return {"ray_start": t1 - t0, **compiling, "tasks": time.perf_counter() - t2, "nodes": len(nodes),
+                    "workers": cpus}
+        finally:
+            if owned:
+                ray.shutdown()

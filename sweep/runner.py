@@ -21,7 +21,7 @@ from core.finish import finish_run
 from sweep.errors import UserError
 from sweep.progress import Progress
 from sweep.plan import Job, combo_key, date_chunks, market_key, separate_results
-from sweep.fanout import fan_out, init_ray, run_here
+from sweep.fanout import deferred_interrupt, fan_out, init_ray, run_here
 from sweep.publish import Finisher, check_metric, publish_comparison, walk_forward_settings
 from sweep.settings import check_counts
 
@@ -58,8 +58,9 @@ OPEN_SESSIONS: list["SweepSession"] = []
 
 
 def ended_by(exc: BaseException) -> str:
-    """The MLflow status of a sweep's parent run ended by ``exc``: KILLED for Ctrl-C, else FAILED."""
-    return "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    """The MLflow status of a sweep's parent run ended by ``exc``: KILLED when stopped from outside (Ctrl-C,
+    SIGTERM, or SIGTERM turned into an exit by Ray's handler), else FAILED."""
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
 
 
 def close_open_sessions() -> None:
@@ -134,7 +135,6 @@ class SweepSession:
         cfgs = separate_results(jobs, cfgs, self.used_folders, finisher.swept)
         keys = [combo_key(cfg, fingerprints[market_key(cfg)]) for cfg in cfgs]
         results: list[dict | None] = [None] * len(jobs)
-        done = finisher.finished(keys) if jobs[0].setting("sweep", "resume") else {}
         # A combination with the same settings and data as an earlier one of this session (a value given
         # twice, 2 and 2.0, or a search proposing a trial again) is not run again and counts once in the
         # comparison and its statistics; it shares that combination's metrics. Positions count from the
@@ -145,23 +145,28 @@ class SweepSession:
             """The job and result at session position ``p``: an earlier batch's, or this batch's."""
             return (self.jobs[p], self.results[p]) if p < base else (jobs[p - base], results[p - base])
 
-        pending, repeats = [], {}
-        for i, (job, key) in enumerate(zip(jobs, keys)):
-            if key in self.first_with:
-                repeats[i] = self.first_with[key]
-                if not finisher.quiet:
-                    print(f"#{job.index} {finisher.label(job)}: the same settings as "
-                          f"#{launched(repeats[i])[0].index}, not run again")
-                continue
-            self.first_with[key] = base + i
-            if key in done:
-                results[i] = {"resumed_from": done[key], "mlflow_run_id": done[key],
-                              "metrics": finisher.tracker.run_metrics(done[key])}
-                self.resumed += 1
-                if not finisher.quiet:
-                    print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
-            else:
-                pending.append(i)
+        with deferred_interrupt() as interrupt:  # Ctrl-C during the store's queries: after them
+            done = finisher.finished(keys) if jobs[0].setting("sweep", "resume") else {}
+            pending, repeats = [], {}
+            for i, (job, key) in enumerate(zip(jobs, keys)):
+                if interrupt.noted:
+                    break
+                if key in self.first_with:
+                    repeats[i] = self.first_with[key]
+                    if not finisher.quiet:
+                        print(f"#{job.index} {finisher.label(job)}: the same settings as "
+                              f"#{launched(repeats[i])[0].index}, not run again")
+                    continue
+                self.first_with[key] = base + i
+                if key in done:
+                    results[i] = {"resumed_from": done[key], "mlflow_run_id": done[key],
+                                  "metrics": finisher.tracker.run_metrics(done[key])}
+                    self.resumed += 1
+                    if not finisher.quiet:
+                        print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
+                else:
+                    pending.append(i)
+        interrupt.check()
         self.repeated += len(repeats)
         if pending:
             if not jobs[0].setting("ray", "enabled"):

@@ -198,3 +198,28 @@ def test_hydra_functions_and_unquoted_placeholder_reach_hydra(tmp_path):
         assert check_overrides([arg]) == ([arg], None), arg
     quoted, problem = check_overrides(["data.spot_glob=/data/spot/{symbol}/*.parquet"])
     assert problem is None and quoted == ["data.spot_glob='/data/spot/{symbol}/*.parquet'"]
+
+
+def test_signals_are_noted_then_raised_and_reported_with_the_shells_status(capsys):
+    import signal
+    import time
+
+    from sweep.errors import Terminated, reported_as_exit_status
+    from sweep.fanout import deferred_interrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    for signum, raised, status, line in [(signal.SIGTERM, Terminated, 143, "atmburst: terminated (SIGTERM)"),
+                                         (signal.SIGINT, KeyboardInterrupt, 130, "atmburst: interrupted")]:
+        with deferred_interrupt() as interrupt:
+            os.kill(os.getpid(), signum)  # noted, not raised: the code inside goes on to a safe point
+            deadline = time.time() + 5
+            while not interrupt.noted and time.time() < deadline:
+                time.sleep(0.01)
+            assert interrupt.noted == signum
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            interrupt.check()
+        assert stopped.type is raised
+        with pytest.raises(SystemExit) as stopped, reported_as_exit_status():
+            interrupt.check()
+        assert stopped.value.code == status and capsys.readouterr().err.strip() == line
