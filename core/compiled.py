@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,44 @@ def mark_loops_compiled(cache_dir: Path | None) -> None:
         atomic_write_bytes(_marker(cache_dir), lambda fh: fh.write(b"compiled\n"))
     except (OSError, ImportError):
         pass  # only a speed-up: the next command loads the loops first again
+
+
+# -- numba's start without its BLAS probe -----------------------------------------------------------
+class _RefuseScipyLinalg:
+    """An import finder that makes scipy unimportable for one thread while it is set to."""
+
+    def __init__(self):
+        self.thread = None  # the refused thread's ident, or None
+
+    def find_spec(self, name, path=None, target=None):
+        if self.thread is not None and threading.get_ident() == self.thread and (
+                name == "scipy" or name.startswith("scipy.")):
+            raise ImportError(f"{name}: not imported while numba loads its registries (core.compiled)")
+        return None
+
+
+_REFUSE_SCIPY_LINALG = _RefuseScipyLinalg()
+_REFUSING = threading.Lock()  # one thread at a time sets the finder
+
+
+def import_numba_without_blas_probe() -> None:
+    """Import ``numba.np.arraymath`` (one of the registries numba loads on the first call of any compiled
+    function) without the BLAS probe it runs at import: an import of scipy and scipy.linalg, 0.13-0.5 s under the
+    GIL on this machine, which only selects the inner product of numba's ``np.correlate`` and
+    ``np.convolve`` (a BLAS dot or a plain loop). atmburst's loops call neither; a user's numba code in the
+    same process gets the plain loop for those two (numba's own fallback when scipy is absent), and every
+    other linear-algebra function still finds the BLAS. Only the calling thread is refused scipy,
+    and only during this import: a thread importing scipy meanwhile is not affected. The finder stays in
+    ``sys.meta_path``, inert, since taking a finder out while another thread walks the list can make that
+    thread skip the next one. Does nothing once arraymath or scipy.linalg is imported (then the probe
+    costs nothing)."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    with _REFUSING:
+        if _REFUSE_SCIPY_LINALG not in sys.meta_path:
+            sys.meta_path.insert(0, _REFUSE_SCIPY_LINALG)
+        _REFUSE_SCIPY_LINALG.thread = threading.get_ident()
+        try:
+            import numba.np.arraymath  # noqa: F401
+        finally:
+            _REFUSE_SCIPY_LINALG.thread = None

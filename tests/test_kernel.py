@@ -118,3 +118,47 @@ def test_a_driver_loads_the_compiled_loops_only_until_a_command_has_done_it(tmp_
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(compiled.sys, "version", "another Python")
     assert not compiled.loops_compiled_before(cfg.cache_dir)
+
+
+def test_loading_the_loops_skips_numbas_blas_probe_and_leaves_scipy_importable():
+    """numba's arraymath probes for a BLAS by importing scipy.linalg when its registries load (a fifth of a
+    second or more of a warm run's start). Loading atmburst's loops in a fresh process imports arraymath
+    without it: scipy.linalg stays unimported, numba falls back as it does without scipy, and afterwards
+    scipy and numba's own linear algebra work as usual in that process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core.kernel import load_loops; load_loops(); "
+            "import numba.np.arraymath as arraymath; "
+            "print('scipy.linalg' in sys.modules, arraymath._HAVE_BLAS); "
+            "import numpy as np, numba, scipy.linalg, scipy.stats; "
+            "a = np.array([[2.0, 1.0], [1.0, 3.0]]); "
+            "print(bool(np.allclose(numba.njit(lambda m: np.linalg.inv(m))(a), scipy.linalg.inv(a))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "False", "True"]
+
+
+def test_the_blas_probe_is_refused_to_the_loading_thread_only():
+    """While one thread imports arraymath without the probe, another thread importing scipy is not refused:
+    the finder answers for the thread that set it, and only until it is done."""
+    import threading
+
+    import pytest
+
+    from core.compiled import _RefuseScipyLinalg
+
+    finder = _RefuseScipyLinalg()
+    assert finder.find_spec("scipy.linalg") is None  # not set: inert
+    finder.thread = threading.get_ident()
+    with pytest.raises(ImportError, match="scipy.linalg.cython_blas"):
+        finder.find_spec("scipy.linalg.cython_blas")
+    with pytest.raises(ImportError):
+        finder.find_spec("scipy")
+    assert finder.find_spec("scipyx") is None and finder.find_spec("numpy.linalg") is None
+    elsewhere = []
+    other = threading.Thread(target=lambda: elsewhere.append(finder.find_spec("scipy.linalg")))
+    other.start()
+    other.join()
+    assert elsewhere == [None]
