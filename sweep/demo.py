@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from sweep.errors import outlive_closed_output
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", default="2024-07-12")
     p.add_argument("--seed", type=int, default=7)
     args, extra = p.parse_known_args(argv)
+    outlive_closed_output()
     out = Path(args.out).resolve()
     started = time.perf_counter()
     ensure_data(out, args.symbol.upper(), args.start, args.end, args.seed)

@@ -6,6 +6,7 @@ status 2, with no traceback.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -45,6 +46,59 @@ def stop_on_sigterm() -> None:
     waits on Ray). Only in the main thread, where Python handles signals."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)
+
+
+class OutputThatOutlivesItsReader:
+    """sys.stdout or sys.stderr for an entry point, going on when its reader has gone.
+
+    A command piped into ``head`` (or a pager that was quit) loses its reader; the next write then
+    raises BrokenPipeError, which in the middle of a run or a sweep would stop it there with a traceback.
+    Instead the stream's file descriptor is pointed at os.devnull: the command finishes its work (files,
+    MLflow runs, report) and ends with its usual status, and only the rest of its console output is lost."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def _reader_gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+        try:
+            self.stream.flush()  # what was buffered for the closed pipe goes to os.devnull
+        except OSError:
+            pass
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def outlive_closed_output() -> None:
+    """For entry points: sys.stdout and sys.stderr as OutputThatOutlivesItsReader (once; streams
+    without a file descriptor, such as a test's capture, are left as they are)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or isinstance(stream, OutputThatOutlivesItsReader):
+            continue
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        setattr(sys, name, OutputThatOutlivesItsReader(stream))
 
 
 @contextmanager

@@ -223,3 +223,21 @@ def test_signals_are_noted_then_raised_and_reported_with_the_shells_status(capsy
         with pytest.raises(SystemExit) as stopped, reported_as_exit_status():
             interrupt.check()
         assert stopped.value.code == status and capsys.readouterr().err.strip() == line
+
+
+def test_the_seed_command_finishes_its_run_when_its_output_reader_has_gone(regression, tmp_path):
+    """``python backtests/atm_volume.py ... | head`` with the reader gone before the first line: the run
+    writes all its files and exits 0 with no traceback (a closed pipe stopped it with BrokenPipeError)."""
+    out = tmp_path / "seed"
+    args = [sys.executable, str(ROOT / "backtests/atm_volume.py"), "--symbol", "BANKNIFTY", "--start",
+            regression.start, "--end", regression.end, "--options-dir", str(regression.options_dir),
+            "--spot-glob", f"{regression.spot_dir}/{{symbol}}/**/*.parquet",
+            "--calendar-csv", str(regression.calendar_csv), "--results-dir", str(out)]
+    proc = subprocess.Popen(args, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, errors = proc.communicate(timeout=300)
+    errors = errors.decode()
+    assert proc.returncode == 0 and "Traceback" not in errors, errors[-3000:]
+    assert_trades_match(pd.read_parquet(out / f"trades_{STEM}.parquet"), regression.expected("default"))
+    assert (out / f"report_{STEM}.html").is_file() and (out / f"health_{STEM}.json").is_file()

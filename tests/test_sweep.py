@@ -464,6 +464,24 @@ def _started_sweep(market, cwd, grid, *extra):
     return proc, log_path
 
 
+def test_a_sweep_whose_output_reader_has_gone_finishes_its_work(market, tmp_path):
+    """Piped into a reader that has ended (``| head``): the sweep's console writes meet a closed pipe from
+    the first one, yet every combination runs, is logged and written, and the command ends with status 0
+    and no traceback."""
+    env = {**os.environ, "PYTHONPATH": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    args = [sys.executable, str(ROOT / "sweep/main.py"), "-m", "signal.multiplier=1.5,3", *data_args(market),
+            "ray.enabled=false", "report.enabled=false"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    _, errors = proc.communicate(timeout=600)
+    errors = errors.decode()
+    assert proc.returncode == 0, errors[-3000:]
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors[-3000:]
+    children = [r for r in _runs(tmp_path / "mlflow.db") if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]
+    assert len(list((tmp_path / "multirun").rglob("trades_*.parquet"))) == 2
+
+
 def test_ctrl_c_stops_a_sweep_cleanly_keeps_what_finished_and_the_next_run_resumes(market, tmp_path):
     import re
     import signal
