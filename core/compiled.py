@@ -74,7 +74,7 @@ def mark_loops_compiled(cache_dir: Path | None) -> None:
 
 
 # -- numba's start without its BLAS probe -----------------------------------------------------------
-class _RefuseScipyLinalg:
+class _RefuseScipy:
     """An import finder that makes scipy unimportable for one thread while it is set to."""
 
     def __init__(self):
@@ -87,14 +87,14 @@ class _RefuseScipyLinalg:
         return None
 
 
-_REFUSE_SCIPY_LINALG = _RefuseScipyLinalg()
+_REFUSE_SCIPY = _RefuseScipy()
 _REFUSING = threading.Lock()  # one thread at a time sets the finder
 
 
 def import_numba_without_blas_probe() -> None:
     """Import ``numba.np.arraymath`` (one of the registries numba loads on the first call of any compiled
-    function) without the BLAS probe it runs at import: an import of scipy and scipy.linalg, 0.13-0.5 s under the
-    GIL on this machine, which only selects the inner product of numba's ``np.correlate`` and
+    function) without the BLAS probe it runs at import: an import of scipy and scipy.linalg, 0.13-0.5 s
+    under the GIL on this machine, which only selects the inner product of numba's ``np.correlate`` and
     ``np.convolve`` (a BLAS dot or a plain loop). atmburst's loops call neither; a user's numba code in the
     same process gets the plain loop for those two (numba's own fallback when scipy is absent), and every
     other linear-algebra function still finds the BLAS. Only the calling thread is refused scipy,
@@ -105,10 +105,10 @@ def import_numba_without_blas_probe() -> None:
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
     with _REFUSING:
-        if _REFUSE_SCIPY_LINALG not in sys.meta_path:
-            sys.meta_path.insert(0, _REFUSE_SCIPY_LINALG)
-        _REFUSE_SCIPY_LINALG.thread = threading.get_ident()
+        if _REFUSE_SCIPY not in sys.meta_path:
+            sys.meta_path.insert(0, _REFUSE_SCIPY)
+        _REFUSE_SCIPY.thread = threading.get_ident()
         try:
             import numba.np.arraymath  # noqa: F401
         finally:
-            _REFUSE_SCIPY_LINALG.thread = None
+            _REFUSE_SCIPY.thread = None

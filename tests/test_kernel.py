@@ -147,9 +147,9 @@ def test_the_blas_probe_is_refused_to_the_loading_thread_only():
 
     import pytest
 
-    from core.compiled import _RefuseScipyLinalg
+    from core.compiled import _RefuseScipy
 
-    finder = _RefuseScipyLinalg()
+    finder = _RefuseScipy()
     assert finder.find_spec("scipy.linalg") is None  # not set: inert
     finder.thread = threading.get_ident()
     with pytest.raises(ImportError, match="scipy.linalg.cython_blas"):
