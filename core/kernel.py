@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 from .config import Strategy, clock_label
-from .compiled import read_only
+from .compiled import import_numba_without_blas_probe, read_only
 from .layout import DayLayout, joined
 
 REASONS = ("stop", "trail", "target", "time")
@@ -55,7 +55,6 @@ def load_loops() -> None:
     trade, so that both compiled passes run with the argument types of every real call."""
     from dataclasses import replace
 
-    from . import compiled
     from .config import default_strategy
     from .grid import SparseSeries
     from .layout import Window, layout_of
@@ -67,7 +66,7 @@ def load_loops() -> None:
     day = DayMarket(0, EPOCH, 0, np.ones(2), layout_of([Window(0, 0, 2, 1.0, 0, (Candidate("CE", 0, series),))]))
     strategy = replace(default_strategy(), burst_secs=1, avg_secs=1, multiplier=1.0, min_burst_volume=0.0,
                        trend_filter=False, entry_delay_secs=0)
-    compiled.import_numba_without_blas_probe()
+    import_numba_without_blas_probe()  # before the first compiled call loads numba's registries
     evaluate_markets_batch([day], [strategy], "")
 
 

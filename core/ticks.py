@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .compiled import read_only
+from .compiled import import_numba_without_blas_probe, read_only
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -379,9 +379,7 @@ def load_loops() -> None:
     by normalising two ticks of the usual file (one second apart, in a fixed-offset zone, with integer
     volume) both ways, the one compiled pass and the general path: their arguments have the types of
     every real call."""
-    from . import compiled
-
-    compiled.import_numba_without_blas_probe()
+    import_numba_without_blas_probe()  # before the first compiled call loads numba's registries
     instants = pa.array([1_700_000_000_000_000_000, 1_700_000_001_000_000_000], pa.timestamp("ns", tz="+05:30"))
     table = pa.table({"timestamp": instants, "close": [100.0, 101.0], "vol_delta": pa.array([1, 2], pa.int64())})
     normalise_ticks(table, "Asia/Kolkata", True)
