@@ -381,6 +381,14 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   path before its first tick file) on a thread while the files are read was tried on the evening of
   2026-12-03: ten alternating pairs of cold runs, faster in 7, a median difference of -0.17 s on about
   5.5 s. Within the noise (the import holds the GIL the file threads also need); not kept.
+  Measured on 2026-12-04 (17:00-18:00 UTC, a slow spell: 10 M additions 3.3 s; alternating runs): the
+  per-second cache's share of a cold run, by running the year with its encoding and writing turned off
+  (a measurement only; the same trades): 11.7/11.8 s of wall and 14.4/15.2 s of CPU, against 13.2 s (and
+  one of 27.4 s) and 16.9/17.7 s with it, the floor 5.2-6.8 s that hour. About a tenth of the run: without
+  that cache the cold run would still be about 2.3x the floor. Opening each tick file as `pa.OSFile`
+  instead of by its path (which skips pyarrow's filesystem lookup, 6% of the reading in a py-spy profile
+  of the cold run): the floor's read 5.0-6.1 s against 5.6-7.4 s, five alternating runs each, the last
+  three pairs within 0.3 s of each other; within the noise, not kept.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes

@@ -9,6 +9,12 @@ bit-identical (tested against that code): a second's volume is its first row's v
 pairwise sum of the others' (what ``np.add.reduceat`` computes), and a second's price is its last row
 with a valid one. numba compiles them (cached on disk) without the GIL, so a loader's threads
 normalise files in parallel.
+
+``aggregate_rows`` and ``file_seconds`` repeat the same twenty lines (count a kept row's problems, add it
+to its second, then sum each second) on purpose. Moved into compiled helpers called once per row, the
+results stayed bit-identical but a 9,745-row file took 1.42 ms instead of 0.25 ms, with or without
+``inline="always"`` (2026-12-04): the per-row calls add numba's reference counting of the arrays they
+are handed.
 """
 from __future__ import annotations
 
