@@ -109,6 +109,16 @@ def test_damaged_entry_is_rebuilt_with_a_warning(case):
     assert healed.health["problems"]["cache_rebuilt"] == 0 and healed.health["info"]["files_read"] == 0
 
 
+def test_an_empty_entry_is_rebuilt_with_a_warning(case):
+    cold = run_backtest(cfg(case))
+    (target,) = entries(case)
+    target.write_bytes(b"")  # e.g. created by a tool that then ran out of disk
+    warm = run_backtest(cfg(case))
+    assert warm.trades_table.equals(cold.trades_table)
+    assert warm.health["problems"]["cache_rebuilt"] == 1 and "not a sealed cache file" in warm.health["warnings"][0]
+    assert run_backtest(cfg(case)).health["info"]["files_read"] == 0
+
+
 def test_group_with_a_transient_read_error_is_not_stored(case, monkeypatch):
     from core.ticks import TickFileError
 
