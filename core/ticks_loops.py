@@ -12,9 +12,10 @@ normalise files in parallel.
 
 ``aggregate_rows`` and ``file_seconds`` repeat the same twenty lines (count a kept row's problems, add it
 to its second, then sum each second) on purpose. Moved into compiled helpers called once per row, the
-results stayed bit-identical but a 9,745-row file took 1.42 ms instead of 0.25 ms, with or without
-``inline="always"`` (2026-12-04): the per-row calls add numba's reference counting of the arrays they
-are handed.
+results stayed bit-identical but the passes ran about twice as slow (2026-12-04: 700 of the bench year's
+files through ``file_days`` 3.2-3.5 s against 1.5-1.7 s, with the helpers inlined by ``inline="always"``
+or not; one 9,745-row file 1.42 ms against 0.25 ms), most likely from numba's reference counting of the
+arrays handed to each call.
 """
 from __future__ import annotations
 
