@@ -335,12 +335,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   The warm first run is close to the again line plus that load; with the floor at 2.1 s, 0.25x is
   0.53 s, less than the again line (0.33-0.53 s in that day's runs) plus the load.
   Mapping the market cache's files read-only (mmap with MAP_POPULATE) instead of reading them into fresh
-  memory was tried on 2026-12-04 (a slow spell: 10 M additions 3.3 s): mapping and checking the year's 0.4 GB took 0.18-0.40 s against
-  0.64-1.00 s to read and check, but the read runs on the read-ahead thread beside the decoding, so a warm
-  run's wall barely moved (first run median 1.37 s against 1.42 s, again 0.66 s against 0.66 s, ten and
-  nine alternating runs) while its CPU fell by a tenth (first run 1.65 s against 1.86 s) and its peak from
-  310 to 301 MB. Not kept: a mapped file that something truncates in place kills the process with SIGBUS
-  instead of a warning, for no gain in wall time.
+  memory was tried on 2026-12-04 (a slow spell: 10 M additions 3.3 s): mapping and checking the year's 0.4
+  GB took 0.18-0.40 s against 0.64-1.00 s to read and check, but the read runs on the read-ahead thread
+  beside the decoding, so a warm run's wall barely moved (first run median 1.37 s against 1.42 s, again
+  0.66 s against 0.66 s, ten and nine alternating runs) while its CPU fell by a tenth (first run 1.65 s
+  against 1.86 s) and its peak from 310 to 301 MB. Not kept: a mapped file that something truncates in
+  place kills the process with SIGBUS instead of a warning, for no gain in wall time.
 * **Cold run vs floor (target 1.5x).** Measured on the year in-process on 2026-12-01. Three changes
   that day: tick files opened with ParquetFile (above); the per-second cache written as one file per
   folder of tick files (cache format 5: 359 files for this year instead of 1,997; creating a file costs
