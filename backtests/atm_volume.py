@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sweep.errors import outlive_closed_output, reported_as_exit_status, stop_on_sigterm
-from sweep.heap import no_collection_at_exit
+from sweep.errors import reported_as_exit_status, set_up_command
 from sweep.plan import Job
 from sweep.runner import run_single
 
@@ -46,9 +45,7 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    no_collection_at_exit()
-    stop_on_sigterm()
-    outlive_closed_output()
+    set_up_command()
     # The seed command writes files only; MLflow tracking is for sweep/main.py.
     with reported_as_exit_status():
         run_single(Job(0, argv, config_from_args(parse_args(argv)), {"tracking": {"enabled": False}}), Path.cwd())

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core import ConfigError
+from sweep.heap import no_collection_at_exit
 
 
 class UserError(Exception):
@@ -99,6 +100,15 @@ def outlive_closed_output() -> None:
         except (AttributeError, OSError, ValueError):
             continue
         setattr(sys, name, OutputThatOutlivesItsReader(stream))
+
+
+def set_up_command() -> None:
+    """What a command that runs backtests in its own process (``sweep/main.py``, ``backtests/atm_volume.py``)
+    sets up first: no garbage collection at exit (sweep.heap), SIGTERM stopped like Ctrl-C, and output that
+    outlives its reader."""
+    no_collection_at_exit()
+    stop_on_sigterm()
+    outlive_closed_output()
 
 
 @contextmanager

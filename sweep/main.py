@@ -17,8 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweep.overrides import check_overrides, search_defaults
-from sweep.errors import exit_with, outlive_closed_output, reported_as_exit_status, stop_on_sigterm
-from sweep.heap import no_collection_at_exit
+from sweep.errors import exit_with, reported_as_exit_status, set_up_command
 from sweep.plan import Job, split_config
 from sweep.runner import close_open_sessions, run_single
 
@@ -32,9 +31,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The ``atmburst`` command (same as ``python sweep/main.py``): overrides checked, then Hydra."""
-    no_collection_at_exit()
-    stop_on_sigterm()
-    outlive_closed_output()
+    set_up_command()
     sys.argv[1:], problem = check_overrides(sys.argv[1:])
     if problem:
         exit_with(problem)
