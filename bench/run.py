@@ -300,6 +300,14 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   and 0.34 s after; cold 3.14x, the warm first run 0.33x, Ray 2 vs 1 workers 8.5 s vs 5.6 s = 1.518x
   (all MISSED; its 2-worker runs took 5.6-7.0 s against 4.6-6.0 s at 09:22); 36 combinations
   14.3/14.2 s and 1,000 in 51.0 s (ok).
+  The run of 14:53 UTC on 2026-12-04 (commit 8698bce, numba's BLAS probe skipped; not put in the
+  table) came on the slowest spell yet: 10 M additions 1.29-1.31 s (0.31-0.33 s for the table's run),
+  3% steal over the run, the floor 6.25 s (its five reads 6.25-7.45 s) against 1.85 s. Cold 2.18x
+  (MISSED; the slow floor flatters every ratio to it: its CPU bound is 1.38x), the warm first run
+  1.61 s = 0.26x (MISSED), again 0.15x, numba's first load 0.57 s (again + load = 0.24x); Ray 2 vs 1
+  workers 1.643x (MISSED); 36 combinations 34.5 s and 1,000 in 113.8 s (both MISSED: the fixed part,
+  the 1-combination sweep, took 30.0 s against 10.0 s); marginal 8.2 ms (ok), the 1,000's peak
+  2,302 MB PSS (ok). The table's run stays the record of a normal day.
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
@@ -329,6 +337,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   Measured again on 2026-12-02 (cProfile of a first warm run): the main thread waits 0.33 s on numba's
   compiler lock while the loader thread loads the registries (`load_loops` alone 0.40-0.58 s, of which
   scipy.linalg about 0.2 s and cffi 0.07 s); numba has no switch to skip its BLAS check.
+  Since 2026-12-04 the loaders import that module first with scipy refused to their own thread for that
+  one import (docs/engine.md: numba takes its no-scipy fallback, which only changes the inner product of
+  its np.correlate and np.convolve, called by no atmburst loop). On that day's slow spell (10 M additions
+  3.1 s) the kernel's loops alone loaded in 0.69-0.80 s against 1.00-1.19 s (three alternating runs
+  each), and a warm first run took 1.56-1.85 s against 2.02-2.22 s (and one of 5.1 s), five alternating
+  runs each, the same trades.
   Since 2026-12-03 afternoon the bench measures that load in the same run (the row after the again
   line): a fresh process imports the engine as the warm line's does, then loads the batch kernel's
   loops alone, the best of three (0.31-0.39 s of wall, 0.41-0.49 s of CPU by hand that afternoon).
@@ -396,6 +410,20 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   instead of by its path (which skips pyarrow's filesystem lookup, 6% of the reading in a py-spy profile
   of the cold run): the floor's read 5.0-6.1 s against 5.6-7.4 s, five alternating runs each, the last
   three pairs within 0.3 s of each other; within the noise, not kept.
+  Measured on the evening of 2026-12-04 (20:40-21:00 UTC, a fast spell: the floor's read 0.92-1.15 s,
+  10 M additions 0.49 s): the cold year in-process took 3.16-3.83 s in 19 runs (3.4-4.2x the best
+  floor read) with 3.9-4.8 s of CPU; the warm first run 0.32-0.42 s and again 0.17-0.22 s (the table's
+  ratios). Timers around the cold run's steps: the per-second cache's file writes, made on the main
+  thread after each batch's files are built while the file threads wait, took 0.47-0.57 s of a 3.6-4.4 s
+  run, the market cache's writes 0.23 s. Handing both to one writer thread that writes while the run reads on (at
+  most 16 writes queued, a folder's pending write waited for before its file is read again, all of them
+  at the end of the run): the same trades and byte-identical cache files (417), the cold year 2.97-3.37 s
+  against 3.16-3.67 s, faster in five of five alternating pairs (medians 3.09 s and 3.25 s), the peak
+  478 MB against 455 MB. But the market cache's bytes are then views of markets that a caller of
+  `iter_day_markets` holds and may change before they are written. Copying them first, or writing only
+  the per-second cache on the thread, kept less of the gain: 3.18-3.71 s against 3.18-3.56 s (faster
+  in three of five pairs) and 3.14-3.32 s against 3.27-3.83 s (four of five). A few percent, within a
+  day's spread, for a second thread that touches the cache; not kept.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes

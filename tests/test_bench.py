@@ -40,3 +40,11 @@ def test_cpu_ticks_reads_this_machines_counters():
         pytest.skip("no /proc/stat on this system")
     stolen, total = ticks
     assert 0 <= stolen <= total and total > 0
+
+
+def test_the_committed_results_end_with_the_scripts_notes():
+    """bench/run.py writes its NOTES under the tables it measures: a note added to bench/RESULTS.md alone
+    would be lost by the next bench run, and one added to the script alone would be missing until then."""
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    notes = "\n".join(_bench().NOTES)
+    assert results.rstrip("\n").endswith(notes.rstrip("\n"))
