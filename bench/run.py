@@ -308,6 +308,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   workers 1.643x (MISSED); 36 combinations 34.5 s and 1,000 in 113.8 s (both MISSED: the fixed part,
   the 1-combination sweep, took 30.0 s against 10.0 s); marginal 8.2 ms (ok), the 1,000's peak
   2,302 MB PSS (ok). The table's run stays the record of a normal day.
+  The run of 21:16 UTC on 2026-12-04 (commit a103b07; not put in the table) came on the fastest spell
+  yet, on a fresh machine (10 M additions 0.21-0.24 s, no steal): the floor 1.14 s (its five reads
+  1.14-1.38 s); cold 5.05 s = 4.43x (MISSED; by hand the same hour the cold year took 3.2-5.2 s), its
+  CPU bound 2.58x; the warm first run 0.31x (MISSED), again 0.16x, numba's first load 0.16 s; Ray 2
+  vs 1 workers 3.2 s vs 5.0 s = 1.562x (MISSED; the 1-worker runs took 5.0-8.1 s); 36 combinations in
+  7.7 s and 1,000 in 28.0 s (ok); marginal 2.9 ms (ok); the 1,000's peak 2,250 MB PSS (ok).
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
