@@ -421,9 +421,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   floor read) with 3.9-4.8 s of CPU; the warm first run 0.32-0.42 s and again 0.17-0.22 s (the table's
   ratios). Timers around the cold run's steps: the per-second cache's file writes, made on the main
   thread after each batch's files are built while the file threads wait, took 0.47-0.57 s of a 3.6-4.4 s
-  run, the market cache's writes 0.23 s. Handing both to one writer thread that writes while the run reads on (at
-  most 16 writes queued, a folder's pending write waited for before its file is read again, all of them
-  at the end of the run): the same trades and byte-identical cache files (417), the cold year 2.97-3.37 s
+  run, the market cache's writes 0.23 s. Handing both to one writer thread that writes while the run
+  reads on (at most 16 writes queued, a folder's pending write waited for before its file is read again,
+  all of them at the end of the run): the same trades and byte-identical cache files (417), the cold year 2.97-3.37 s
   against 3.16-3.67 s, faster in five of five alternating pairs (medians 3.09 s and 3.25 s), the peak
   478 MB against 455 MB. But the market cache's bytes are then views of markets that a caller of
   `iter_day_markets` holds and may change before they are written. Copying them first, or writing only
