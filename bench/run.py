@@ -417,19 +417,19 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   of the cold run): the floor's read 5.0-6.1 s against 5.6-7.4 s, five alternating runs each, the last
   three pairs within 0.3 s of each other; within the noise, not kept.
   Measured on the evening of 2026-12-04 (20:40-21:00 UTC, a fast spell: the floor's read 0.92-1.15 s,
-  10 M additions 0.49 s): the cold year in-process took 3.16-3.83 s in 19 runs (3.4-4.2x the best
-  floor read) with 3.9-4.8 s of CPU; the warm first run 0.32-0.42 s and again 0.17-0.22 s (the table's
-  ratios). Timers around the cold run's steps: the per-second cache's file writes, made on the main
-  thread after each batch's files are built while the file threads wait, took 0.47-0.57 s of a 3.6-4.4 s
-  run, the market cache's writes 0.23 s. Handing both to one writer thread that writes while the run
-  reads on (at most 16 writes queued, a folder's pending write waited for before its file is read again,
-  all of them at the end of the run): the same trades and byte-identical cache files (417), the cold year 2.97-3.37 s
+  10 M additions 0.49 s): the cold year in-process took 3.16-3.83 s in 19 runs (3.4-4.2x the best floor
+  read) with 3.9-4.8 s of CPU; the warm first run 0.32-0.42 s and again 0.17-0.22 s (the table's ratios).
+  Timers around the cold run's steps: the per-second cache's file writes, made on the main thread after
+  each batch's files are built while the file threads wait, took 0.47-0.57 s of a 3.6-4.4 s run, the
+  market cache's writes 0.23 s. Handing both to one writer thread that writes while the run reads on (at
+  most 16 writes queued, a folder's pending write waited for before its file is read again, all of them
+  at the end of the run): the same trades and byte-identical cache files (417), the cold year 2.97-3.37 s
   against 3.16-3.67 s, faster in five of five alternating pairs (medians 3.09 s and 3.25 s), the peak
   478 MB against 455 MB. But the market cache's bytes are then views of markets that a caller of
   `iter_day_markets` holds and may change before they are written. Copying them first, or writing only
-  the per-second cache on the thread, kept less of the gain: 3.18-3.71 s against 3.18-3.56 s (faster
-  in three of five pairs) and 3.14-3.32 s against 3.27-3.83 s (four of five). A few percent, within a
-  day's spread, for a second thread that touches the cache; not kept.
+  the per-second cache on the thread, kept less of the gain: 3.18-3.71 s against 3.18-3.56 s (faster in
+  three of five pairs) and 3.14-3.32 s against 3.27-3.83 s (four of five). A few percent, within a day's
+  spread, for a second thread that touches the cache; not kept.
 * **Sweeps (targets 36 in 15 s, 1,000 in 60 s).** The fixed part of a sweep (the 1-combination line)
   is CPU on the same two cores: Python, Hydra and imports, Ray's start (GCS, raylet, autoscaler
   monitor, dashboard and runtime-env agents, log monitor and a worker per CPU: seven Python processes
