@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,11 @@ class Finisher:
         self._last_health: tuple[str, int] | None = None  # the health block last printed in full, its combination
         self.combinations = len(jobs)
         self.kept = 0  # combinations whose files this finisher wrote (their MLflow runs follow in a sweep)
+        self.console_rows = first.setting("report", "console_rows")
+        # a large grid sweep prints its progress by tenths instead of each combination (``brief``)
+        self.brief = self.sweeping and not search and self.console_rows is not None and len(jobs) > self.console_rows
+        self._health_shown: set[str] = set()  # brief: the data-health blocks printed so far
+        self._to_run, self._kept_before, self._since = 0, 0, 0.0  # brief: the progress of the running batch
         processes = first.setting("tracking", "log_processes")
         self.log_processes = min(4, os.cpu_count() or 1) if processes is None else int(processes)
         if first.setting("tracking", "enabled"):
@@ -161,7 +168,10 @@ class Finisher:
                 self._pending.append((out, self._logger().submit(*call)))
             else:
                 out["mlflow_run_id"] = self.tracker.log_combo(*call)
-        if not self.quiet:
+        if self.brief:
+            if not self.quiet:
+                self._brief_console(job, run, folder)
+        elif not self.quiet:
             print(self._console(job, run), flush=True)
             if not self.sweeping:
                 print(format_stats(run.stats, run.by_anchor), flush=True)
@@ -181,6 +191,24 @@ class Finisher:
             else:
                 self._last_health = (health, job.index)
         return "\n".join(part for part in (head, health, outputs) if part)
+
+    def expect(self, combinations: int) -> None:
+        """Note that ``combinations`` are about to be run (the progress lines of a brief console count them)."""
+        self._to_run, self._kept_before, self._since = combinations, self.kept, time.perf_counter()
+
+    def _brief_console(self, job: Job, run: FinishedRun, folder: Path) -> None:
+        """A brief console's lines for ``run``: its full block when its data health has problems not printed
+        before (bad data is never hidden), and a progress line at each tenth of the combinations run (the last
+        one names the folder that holds each combination's folder, ``folder`` being ``run``'s)."""
+        head, health, outputs = run.console_parts
+        if "\n" in health and health not in self._health_shown:
+            self._health_shown.add(health)
+            print("\n".join(part for part in (head, health, outputs) if part), flush=True)
+        done, total = self.kept - self._kept_before, self._to_run
+        step = max(1, math.ceil(total / 10))
+        if done == total or done % step == 0:
+            where = f"; each one's files in a folder of {folder.parent}" if done == total else ""
+            print(f"  {done}/{total} combinations done in {time.perf_counter() - self._since:.1f} s{where}", flush=True)
 
     def _logger(self):
         """Where child runs are logged: a thread of this process for a few, processes for many."""
@@ -506,7 +534,13 @@ def publish_comparison(jobs, cfgs, results, finisher, sweep_dir: Path | None) ->
                              "profit_factor", "max_drawdown_pts", "net_inr") if c in frame]
         table = better_first(frame, metric)[shown]
         table = table.astype({c: int for c in ("combo", "trades") if c in table})
-        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="-"))
+        rows = finisher.console_rows
+        hidden = len(table) - rows if rows is not None and len(table) > rows else 0
+        print("\n" + table.head(len(table) - hidden).to_string(index=False, float_format=lambda v: f"{v:,.2f}",
+                                                               na_rep="-"))
+        if hidden:
+            print(f"  ... and {hidden} more combination(s) ranked below these by {metric}: every one is in the "
+                  f"comparison page and table (report.console_rows={rows})")
         from core.report import overfit_lines, walk_forward_lines
 
         for line in overfit_lines(overfit or {}) + walk_forward_lines(wf or {}):

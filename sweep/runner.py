@@ -153,7 +153,7 @@ class SweepSession:
                     break
                 if key in self.first_with:
                     repeats[i] = self.first_with[key]
-                    if not finisher.quiet:
+                    if not (finisher.quiet or finisher.brief):  # a brief console counts them in its closing line
                         print(f"#{job.index} {finisher.label(job)}: the same settings as "
                               f"#{launched(repeats[i])[0].index}, not run again")
                     continue
@@ -162,13 +162,14 @@ class SweepSession:
                     results[i] = {"resumed_from": done[key], "mlflow_run_id": done[key],
                                   "metrics": finisher.tracker.run_metrics(done[key])}
                     self.resumed += 1
-                    if not finisher.quiet:
+                    if not (finisher.quiet or finisher.brief):
                         print(f"#{job.index} {finisher.label(job)}: already done (MLflow run {done[key]}), skipped")
                 else:
                     pending.append(i)
         interrupt.check()
         self.repeated += len(repeats)
         if pending:
+            finisher.expect(len(pending))
             if not jobs[0].setting("ray", "enabled"):
                 timing = run_here(jobs, cfgs, pending, fingerprints, keys, finisher, results, self.markets)
             else:

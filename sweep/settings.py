@@ -40,6 +40,7 @@ class ReportSettings:
     enabled: bool = True
     inspect: list[int] = field(default_factory=list)
     metric: str = "total_pnl_pts"
+    console_rows: int | None = 20  # a sweep of more combinations prints its progress by tenths, not each one; None: no limit
 
 
 @dataclass
@@ -68,7 +69,8 @@ SHELL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(ShellSettings))
 
 # (section, key, smallest value, what null means) of the shell's counts
 COUNTS = (("ray", "num_cpus", 1, "all cores"), ("sweep", "batch", 1, "about two batches per CPU, at most 125"),
-          ("tracking", "log_processes", 0, "up to 4, one per core; 0: a thread"))
+          ("tracking", "log_processes", 0, "up to 4, one per core; 0: a thread"),
+          ("report", "console_rows", 1, "no limit"))
 
 
 def check_counts(setting: Callable[[str, str], object]) -> None:

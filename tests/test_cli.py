@@ -77,6 +77,7 @@ def test_bad_config_is_one_line_exit_2(tiny_command, override, needle):
     (True, "sweep.batch=-3", "'sweep.batch' must be a whole number >= 1"),  # no batch at all: a traceback
     (True, "sweep.batch=abc", "'sweep.batch'"),
     (False, "tracking.log_processes=abc", "'tracking.log_processes' must be a whole number >= 0"),
+    (True, "report.console_rows=0", "'report.console_rows' must be a whole number >= 1, or null (no limit)"),
 ])
 def test_bad_shell_counts_are_one_line_exit_2_before_any_work(tiny_command, sweeping, override, needle):
     args, cwd = tiny_command

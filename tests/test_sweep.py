@@ -150,6 +150,25 @@ def test_a_sweep_prints_a_data_health_block_once_while_it_stays_the_same(market,
     assert sum(ln == "  data health: no problems" for ln in clean) == 3
     assert not any("as for #" in ln for ln in clean)
 
+    # More combinations than report.console_rows: progress by tenths instead of each combination, the
+    # first combination with a new data-health block still in full, and only the best rows of the table.
+    brief = sweep(tmp_path / "brief_run", *data_args(faulty), "-m", "signal.multiplier=1.5,2,3,4", "risk=sell,long",
+                  "ray.enabled=false", "tracking.enabled=false", "report.console_rows=3").stdout
+    lines = brief.splitlines()
+    assert sum(ln == "  data health (details in the health json):" for ln in lines) == 1
+    assert sum(ln.startswith("  outputs: ") for ln in lines) == 1 and "as for #" not in brief
+    progress = [ln for ln in lines if " combinations done in " in ln]
+    assert [ln.split()[0] for ln in progress] == [f"{k}/8" for k in range(1, 9)]
+    folder = tmp_path / "brief_run" / "multirun"
+    assert progress[-1].split("; each one's files in a folder of ")[1].startswith(str(folder))
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["combo"])
+    ranked = pd.read_parquet(brief.split("comparison table: ", 1)[1].split()[0]).sort_values(
+        ["total_pnl_pts", "combo"], ascending=[False, True])
+    assert [int(ln.split()[0]) for ln in lines[header + 1:header + 4]] == list(ranked["combo"][:3])
+    assert lines[header + 4] == ("  ... and 5 more combination(s) ranked below these by total_pnl_pts: every one is "
+                                 "in the comparison page and table (report.console_rows=3)")
+    assert len(list(folder.rglob("health_*.json"))) == 8
+
 
 def test_resume_skips_finished_combos(market, tmp_path):
     sweep(tmp_path, *data_args(market), "-m", "signal.multiplier=1.5,2", "ray.num_cpus=1", "report.enabled=false")
@@ -448,7 +467,10 @@ def test_a_killed_sweep_leaves_no_running_run_after_the_next(market, tmp_path):
     assert any(r.info.status == "RUNNING" for r in before)  # the killed parent at least
     done_before = sum(1 for r in before if r.info.status == "FINISHED" and "mlflow.parentRunId" in r.data.tags)
     rerun = sweep(tmp_path, *data_args(market), "-m", grid, "ray.enabled=false", "report.enabled=false")
-    assert rerun.stdout.count("already done (MLflow run") == done_before >= 1
+    assert f"sweep: 60 combinations ({done_before} already done)" in rerun.stdout and done_before >= 1
+    # more combinations than report.console_rows: no line per combination, progress by tenths of the rest
+    assert "already done (MLflow run" not in rerun.stdout and "  outputs: " not in rerun.stdout
+    assert f"  {60 - done_before}/{60 - done_before} combinations done in " in rerun.stdout
     after = _runs(db)
     assert not [r for r in after if r.info.status == "RUNNING"]
     assert sum(1 for r in after if r.info.status == "KILLED") >= 1
