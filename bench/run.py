@@ -314,6 +314,18 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   CPU bound 2.58x; the warm first run 0.31x (MISSED), again 0.16x, numba's first load 0.16 s; Ray 2
   vs 1 workers 3.2 s vs 5.0 s = 1.562x (MISSED; the 1-worker runs took 5.0-8.1 s); 36 combinations in
   7.7 s and 1,000 in 28.0 s (ok); marginal 2.9 ms (ok); the 1,000's peak 2,250 MB PSS (ok).
+  The run of 03:15 UTC on 2026-12-05 (commit 2908e89, the engine of 5060d88) is the table's run since
+  then: a fresh machine on its fastest spell yet, no steal, 10 M additions 0.19-0.20 s. Before it the
+  table held the run of 15:59 UTC on 2026-12-03 at 5060d88 (the floor 1.85 s; cold 3.09x, the warm
+  first run 0.34x, again 0.16x; Ray 2 vs 1 workers 1.791x; 36 combinations in 11.6 s, 1,000 in 45.3 s).
+  With the machine about twice as fast, the ratios to the floor did not move: the floor 1.05 s, cold
+  3.07x (its CPU bound 1.87x), the warm first run 0.34x, again 0.17x, numba's first load 0.13 s. Ray 2
+  vs 1 workers 4.3 s vs 2.9 s = 1.483x (MISSED): the faster the builds, the more each worker's fixed
+  start (imports and numba's start, about 1 s each; see Ray below) weighs. Sweeps 36 in 7.3 s, 216 in
+  11.7 s, 1,000 in 25.8 s (18 ms per added combination end to end, 2.3 ms of kernel CPU); the 1,000's
+  peak 2,238 MB PSS. From this commit a sweep larger than `report.console_rows` (20) prints its
+  progress by tenths instead of each combination: the 1,000-combination sweep prints 46 lines instead
+  of about 5,000.
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
