@@ -54,7 +54,8 @@ class Finisher:
         self.kept = 0  # combinations whose files this finisher wrote (their MLflow runs follow in a sweep)
         self.console_rows = first.setting("report", "console_rows")
         # a large grid sweep prints its progress by tenths instead of each combination (``brief``)
-        self.brief = self.sweeping and not search and self.console_rows is not None and len(jobs) > self.console_rows
+        self.brief = (self.sweeping and not search and self.console_rows is not None
+                      and self.combinations > self.console_rows)
         self._health_shown: set[str] = set()  # brief: the data-health blocks printed so far
         self._to_run, self._kept_before, self._since = 0, 0, 0.0  # brief: the progress of the running batch
         processes = first.setting("tracking", "log_processes")
@@ -200,10 +201,10 @@ class Finisher:
         """A brief console's lines for ``run``: its full block when its data health has problems not printed
         before (bad data is never hidden), and a progress line at each tenth of the combinations run (the last
         one names the folder that holds each combination's folder, ``folder`` being ``run``'s)."""
-        head, health, outputs = run.console_parts
-        if "\n" in health and health not in self._health_shown:
+        health = run.console_parts[1]
+        if "\n" in health and health not in self._health_shown:  # never printed, so _console prints it whole
             self._health_shown.add(health)
-            print("\n".join(part for part in (head, health, outputs) if part), flush=True)
+            print(self._console(job, run), flush=True)
         done, total = self.kept - self._kept_before, self._to_run
         step = max(1, math.ceil(total / 10))
         if done == total or done % step == 0:
