@@ -94,6 +94,8 @@ class Health:
     counts: Counter = field(default_factory=Counter)
     messages: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # (tick file, kind) -> the count it added (``add_file``): what a file met again adds nothing
+    file_counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, kind: str, n: int = 1, message: str | None = None) -> None:
         if n <= 0:
@@ -106,6 +108,15 @@ class Health:
             if len(bucket) < MAX_MESSAGES_PER_KIND and message not in bucket:
                 bucket.append(message)
 
+    def add_file(self, path: str, kind: str, n: int = 1, message: str | None = None) -> None:
+        """``add`` for a count of a whole tick file (its verdict when unreadable, its rows that fall on no
+        day): the same file met again, by this tally or by one merged into it (another date chunk of a
+        sweep that reads the file too), is counted once, as in a single run."""
+        if n <= 0 or (path, kind) in self.file_counts:
+            return
+        self.file_counts[(path, kind)] = int(n)
+        self.add(kind, n, message)
+
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
@@ -113,6 +124,11 @@ class Health:
     def merge(self, other: "Health") -> None:
         for kind, n in other.counts.items():
             self.counts[kind] = max(self.counts[kind], n) if kind in FLAGS else self.counts[kind] + n
+        for key, n in other.file_counts.items():
+            if key in self.file_counts:
+                self.counts[key[1]] -= n  # a file both tallies counted (add_file): once
+            else:
+                self.file_counts[key] = n
         for kind, msgs in other.messages.items():
             bucket = self.messages.setdefault(kind, [])
             for m in msgs:

@@ -107,12 +107,12 @@ class _FileLoader:
         if isinstance(result, TickFileError):
             self.failed.add(path)
             self.transient += bool(result.transient)
-            self.health.add(result.kind, 1, str(result))
+            self.health.add_file(path, result.kind, 1, str(result))
             return None
         index, got, hit = result
         self.health.add("cache_hits" if hit else "files_read", 1)
         for kind_name, n in index.file_counts.items():
-            self.health.add(kind_name, n, f"{path}: {n} row(s)")
+            self.health.add_file(path, kind_name, n, f"{path}: {n} row(s)")
         return got
 
     def cache_warning(self, kind: str, message: str) -> None:
@@ -160,10 +160,18 @@ class _Spot:
         return {day: (merge_seconds(p), p) for day, p in parts.items()}
 
 
-def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
+def expiry_dates(cfg: RunConfig) -> np.ndarray:
+    """The expiries a run over ``cfg`` trades (sorted datetime64[D]): its calendar CSV's, or, without one,
+    those named by the exp= folders (ConfigError for a calendar that cannot be read)."""
     if cfg.calendar_csv.is_file():
         return load_calendar(cfg.calendar_csv, cfg.symbol, cfg.expiry_kind)
-    found = expiries_from_folders(cfg.options_dir, cfg.symbol)
+    return expiries_from_folders(cfg.options_dir, cfg.symbol)
+
+
+def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
+    if cfg.calendar_csv.is_file():
+        return expiry_dates(cfg)
+    found = expiry_dates(cfg)
     health.add("calendar_from_folders", 1)
     health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
                 f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")

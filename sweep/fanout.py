@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core import RunConfig
 from core.engine import build_markets, evaluate_markets, results_from_trades
+from core.markets import expiry_dates
 from core.health import Health
 from core.kernel import load_loops_in_background
 from core.finish import FinishedRun, finish_run
@@ -183,10 +184,15 @@ def _prepare_local_workers(cfgs: list[RunConfig]) -> None:
 
 
 def _build_chunk(cfg: RunConfig):
+    """``build_markets`` of one date chunk as a Ray task: (its day markets, their health, the Ray node it
+    ran on)."""
     # numba's start (about 0.4 s) overlaps building, instead of following it in the batch task that
     # evaluates the built markets (on a cold sweep the last step, run on one worker alone)
     load_loops_in_background()
-    return build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
+    markets, health = build_markets(cfg, threads=1)  # one core per Ray task: Ray does the parallelism
+    import ray
+
+    return markets, health, ray.get_runtime_context().get_node_id()
 
 
 def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
@@ -299,7 +305,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             stopping: list | None = None) -> dict:
     """Run the pending combinations with Ray and publish each batch as it finishes; returns timings
     {ray_start, compiling (when it waited 0.5 s or more for the compiled loops), tasks} in seconds, and the
-    Ray nodes that ran batches and the CPUs Ray offered ({nodes, workers}). A
+    Ray nodes that ran its tasks (builds and batches) and the CPUs Ray offered ({nodes, workers}). A
     Ray this call started is shut down before it returns, or, when ``stopping`` is given and the tasks
     succeeded, on a thread appended to ``stopping``.
 
@@ -327,7 +333,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
         t2 = time.perf_counter()  # later than t1 when numba compiles the loops (a fresh checkout)
         freeze_what_exists()  # the command's imports, Ray's among them, out of its full collections (sweep.heap)
         try:
-            build = ray.remote(_build_chunk).options(num_returns=2)
+            build = ray.remote(_build_chunk).options(num_returns=3)
             run_batch = ray.remote(_run_batch)
             how = jobs[0].setting("sweep", "chunk")
             groups = by_market(cfgs, pending)
@@ -343,7 +349,8 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 first = cfgs[members[0]]
                 built = (markets or {}).get(mk)
                 if built is None:
-                    built = [build.remote(first.with_range(a, b)) for a, b in date_chunks(first.start, first.end, how)]
+                    chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
+                    built = [build.remote(first.with_range(a, b)) for a, b in chunks]
                     if markets is not None:
                         markets[mk] = built
                 # about two batches per CPU, at most 125 combinations each: a batch pays the signal sums of
@@ -354,7 +361,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 for k in range(0, len(members), size):
                     batch = members[k:k + size]
                     ref = run_batch.remote([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
-                                           synthetic, len(built), *[m for m, _ in built], *[h for _, h in built])
+                                           synthetic, len(built), *[m for m, _, _ in built], *[h for _, h, _ in built])
                     in_flight[ref] = (mk, batch, built)
                     open_markets[mk] = open_markets.get(mk, 0) + 1
 
@@ -365,10 +372,11 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECS)
                 if not ready:
                     continue
-                mk, batch, _ = in_flight.pop(ready[0])
+                mk, batch, built = in_flight.pop(ready[0])
                 open_markets[mk] -= 1
                 if not open_markets[mk]:
                     del open_markets[mk]
+                    nodes.update(ray.get([node for _, _, node in built]))  # where its chunks were built
                 node, runs = ray.get(ready[0])
                 nodes.add(node)
                 done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)

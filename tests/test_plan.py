@@ -25,3 +25,35 @@ def test_config_yaml_tells_apart_values_that_print_alike_in_python():
         assert config_yaml(tree) == _dump(tree)
     assert config_yaml({"a": {1: "x"}}) == _dump({"a": {1: "x"}})
     assert config_yaml({"a": {"1": "x"}}) == _dump({"a": {"1": "x"}})
+
+
+def test_date_chunks_end_on_expiries_so_that_no_expiry_group_is_split():
+    import datetime as dt
+
+    import numpy as np
+
+    from sweep.plan import date_chunks
+
+    d = dt.date.fromisoformat
+    expiries = np.array(["2024-07-03", "2024-07-10", "2024-07-16", "2024-07-31", "2024-08-28"], "datetime64[D]")
+
+    def chunks(how, start="2024-07-01", end="2024-09-06"):
+        return [(str(a), str(b)) for a, b in date_chunks(d(start), d(end), how, expiries)]
+
+    # a month ends on its last expiry; after the calendar's last expiry, one chunk runs to the end
+    assert chunks("month") == [("2024-07-01", "2024-07-31"), ("2024-08-01", "2024-08-28"),
+                               ("2024-08-29", "2024-09-06")]
+    # a week ends on its expiry (07-16 is a Tuesday: a moved expiry); 07-22..28 holds none, so that
+    # chunk runs on to 07-31, the end of its group
+    assert chunks("week", end="2024-08-02") == [
+        ("2024-07-01", "2024-07-03"), ("2024-07-04", "2024-07-10"), ("2024-07-11", "2024-07-16"),
+        ("2024-07-17", "2024-07-31"), ("2024-08-01", "2024-08-02")]
+    # chunks shorter than a group become the group; the last chunk stops at the range's end
+    assert chunks(1, end="2024-07-12") == chunks(2, end="2024-07-12") == [
+        ("2024-07-01", "2024-07-03"), ("2024-07-04", "2024-07-10"), ("2024-07-11", "2024-07-12")]
+    assert chunks("none") == [("2024-07-01", "2024-09-06")]
+    # without a calendar, the natural cuts
+    assert date_chunks(d("2024-07-30"), d("2024-08-02"), 1) == [(d(f"2024-0{m}-{x:02d}"), d(f"2024-0{m}-{x:02d}"))
+                                                               for m, x in ((7, 30), (7, 31), (8, 1), (8, 2))]
+    assert [str(b) for _, b in date_chunks(d("2024-07-01"), d("2024-07-20"), "week")] == [
+        "2024-07-07", "2024-07-14", "2024-07-20"]

@@ -213,3 +213,23 @@ def test_strings_from_config_and_data_are_escaped_in_reports():
                           "total_pnl_pts": [1.0, 2.0]})
     page = sweep_report(frame, ["data.spot_glob"], "total_pnl_pts", None, False)
     assert payload not in page and "&lt;script&gt;" in page
+
+
+def test_a_file_counted_by_two_tallies_is_counted_once_when_they_merge():
+    # Two date chunks of a sweep that read the same tick file each count its rows of no day and its
+    # unreadable verdict; merged, the run's health counts them once, and other counts add up.
+    from core.health import Health
+
+    chunks = [Health(), Health()]
+    for health in chunks:
+        health.add_file("spot.parquet", "null_timestamp", 4, "spot.parquet: 4 row(s)")
+        health.add_file("broken.parquet", "bad_file", 1, "broken.parquet: not parquet")
+        health.add_file("spot.parquet", "null_timestamp", 4)  # met again by the same tally: nothing added
+        health.add("duplicate_row", 2)
+    chunks[1].add_file("other.parquet", "null_timestamp", 1)
+    merged = Health()
+    for health in chunks:
+        merged.merge(health)
+    assert merged.counts["null_timestamp"] == 5 and merged.counts["bad_file"] == 1
+    assert merged.counts["duplicate_row"] == 4
+    assert merged.messages["null_timestamp"] == ["spot.parquet: 4 row(s)"]

@@ -27,8 +27,8 @@ def market(tmp_path_factory):
     return out
 
 
-def data_args(market):
-    return ["start=2024-07-01", "end=2024-07-03", f"data.options_dir={market}/packed/options",
+def data_args(market, end="2024-07-03"):
+    return ["start=2024-07-01", f"end={end}", f"data.options_dir={market}/packed/options",
             f"data.spot_glob='{market}/packed/spot/{{symbol}}/**/*.parquet'",
             f"data.calendar_csv={market}/meta/expiry_calendar.csv", f"cache_dir={market}/cache"]
 
@@ -99,6 +99,29 @@ def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_p
         swept = pd.read_parquet(local)
         pd.testing.assert_frame_equal(swept, single.trades)
         assert run.data.metrics["trades"] == len(single.trades) > 0
+
+
+def test_a_chunked_sweep_reads_each_file_once_and_reports_the_health_of_a_single_run(tmp_path):
+    # Faulty data over two expiry groups (2024-07-01..03 trade the 07-03 expiry, 07-04..05 the 07-10 one),
+    # cut into day chunks on two Ray workers: the chunks follow the expiry groups, so no option file is
+    # read by two chunks, and the health (unreadable files, rows of no day) is the single run's, not
+    # counted once per chunk that met the file (it was: bad_file 3 for 1, null_timestamp 19 for 10).
+    faulty = tmp_path / "faulty"
+    generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 5), faulty, seed=5, workers=1)
+    inject_faults(faulty, seed=1)
+    proc = sweep(tmp_path / "run", "-m", *data_args(faulty, end="2024-07-05"), "signal.multiplier=1.5,3", "sweep.chunk=1", "ray.num_cpus=2",
+                 "tracking.enabled=false", "report.enabled=false")
+    assert "sweep: 2 combinations (0 already done)" in proc.stdout
+    cfg = engine_config(faulty, end="2024-07-05")
+    for path in (tmp_path / "run" / "multirun").rglob("health_*.json"):
+        swept = json.loads(path.read_text())
+        multiplier = float(next(path.parent.glob("config_*.yaml")).read_text().split("multiplier:")[1].split()[0])
+        single = run_backtest({**cfg, "signal": {"multiplier": multiplier}})
+        assert swept["problems"] == single.health["problems"], multiplier
+        assert swept["problems"]["bad_file"] == 1 and swept["problems"]["null_timestamp"] > 0
+        assert swept["info"]["files_read"] == single.health["info"]["files_read"]
+        trades = pd.read_parquet(next(path.parent.glob("trades_*.parquet")))
+        pd.testing.assert_frame_equal(trades, single.trades)
 
 
 def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_path):
@@ -327,8 +350,13 @@ finally:
 """
 
 
-def test_a_sweep_on_a_two_node_cluster_uses_both_nodes_and_equals_local_runs(market, tmp_path):
+def test_a_sweep_on_a_two_node_cluster_uses_both_nodes_and_equals_local_runs(tmp_path):
     import time
+
+    # Two expiry groups (07-01..03 and 07-04..05), so two date chunks whose builds the two nodes share.
+    market = tmp_path / "market"
+    generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 5), market, seed=3, workers=1)
+    stem = "BANKNIFTY_2024-07-01_2024-07-05"
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     address_file = tmp_path / "address"
@@ -341,7 +369,7 @@ def test_a_sweep_on_a_two_node_cluster_uses_both_nodes_and_equals_local_runs(mar
         while not address_file.exists() and time.time() < deadline and cluster.poll() is None:
             time.sleep(0.2)
         assert address_file.exists(), "the two-node cluster did not start"
-        remote = sweep(tmp_path / "cluster", *data_args(market), "-m", *grid,
+        remote = sweep(tmp_path / "cluster", *data_args(market, end="2024-07-05"), "-m", *grid,
                        f"ray.address={address_file.read_text()}")
     finally:
         (tmp_path / "address.stop").write_text("")
@@ -349,15 +377,15 @@ def test_a_sweep_on_a_two_node_cluster_uses_both_nodes_and_equals_local_runs(mar
             cluster.wait(timeout=120)
         except subprocess.TimeoutExpired:
             cluster.kill()
-    assert "on 2 Ray nodes" in remote.stdout, remote.stdout  # tasks ran on both nodes
+    assert "on 2 Ray nodes" in remote.stdout, remote.stdout  # tasks (builds, batches) ran on both nodes
     # The same bytes as a local run of each combination through the same publishing code (a local sweep
     # gives those bytes too: test_sweep_logs_one_child_run_per_combo_and_equals_single_runs).
     from core.finish import finish_run
 
     for i, multiplier in enumerate((1.5, 2, 2.5, 3)):
-        local = finish_run(run_backtest(engine_config(market, signal={"multiplier": multiplier})))
-        a = next((tmp_path / "cluster" / "multirun").rglob(f"{i}/trades_{STEM}.parquet")).read_bytes()
-        assert a == local.files[f"trades_{STEM}.parquet"]
+        local = finish_run(run_backtest(engine_config(market, end="2024-07-05", signal={"multiplier": multiplier})))
+        a = next((tmp_path / "cluster" / "multirun").rglob(f"{i}/trades_{stem}.parquet")).read_bytes()
+        assert a == local.files[f"trades_{stem}.parquet"]
 
 
 def test_bad_combination_stops_before_any_work(market, tmp_path):
