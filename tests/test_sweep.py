@@ -124,6 +124,40 @@ def test_a_chunked_sweep_reads_each_file_once_and_reports_the_health_of_a_single
         pd.testing.assert_frame_equal(trades, single.trades)
 
 
+def test_date_chunks_merge_to_the_health_of_a_single_run_with_a_spot_file_every_chunk_reads(tmp_path):
+    # One spot file without a date in its path holds every day and three rows of no day (null timestamps):
+    # every date chunk reads it, and the merged health counts those rows once, as a single run does.
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from core import load_config
+    from core.health import Health
+    from core.markets import build_markets, expiry_dates
+    from sweep.plan import date_chunks
+
+    data = tmp_path / "data"
+    generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 5), data, seed=4, workers=1)
+    spot = pa.concat_tables([pq.read_table(p) for p in sorted((data / "packed" / "spot").rglob("*.parquet"))])
+    stamps = spot.column("timestamp").combine_chunks()
+    no_day = pc.if_else(pa.array([i < 3 for i in range(len(spot))]), pa.scalar(None, stamps.type), stamps)
+    (data / "undated").mkdir()
+    pq.write_table(spot.set_column(spot.schema.get_field_index("timestamp"), "timestamp", no_day),
+                   data / "undated" / "BANKNIFTY.parquet")
+    raw = engine_config(data, end="2024-07-05")
+    raw["data"]["spot_glob"] = f"{data}/undated/{{symbol}}.parquet"
+    cfg = load_config(raw)
+    single = run_backtest(cfg)
+    chunks = date_chunks(cfg.start, cfg.end, 1, expiry_dates(cfg))
+    assert len(chunks) == 2
+    merged = Health()
+    for a, b in chunks:
+        merged.merge(build_markets(cfg.with_range(a, b))[1])
+    assert single.health["problems"]["null_timestamp"] == 3
+    evaluated = {"no_option_price", "iv_fallback", "no_cost_data"}  # counted by evaluating, not by building
+    assert merged.problems() == {k: v for k, v in single.health["problems"].items() if v and k not in evaluated}
+
+
 def test_a_sweep_without_ray_runs_in_process_and_equals_single_runs(market, tmp_path):
     # ray.enabled=false: no Ray is started (the closing line has no Ray start); every combination is still
     # an MLflow child run, bit for bit a single run with the same settings, whatever key it varies.
