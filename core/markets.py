@@ -169,12 +169,12 @@ def expiry_dates(cfg: RunConfig) -> np.ndarray:
 
 
 def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
-    if cfg.calendar_csv.is_file():
-        return expiry_dates(cfg)
+    """``expiry_dates``, with a warning in ``health`` when they come from the folders."""
     found = expiry_dates(cfg)
-    health.add("calendar_from_folders", 1)
-    health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
-                f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")
+    if not cfg.calendar_csv.is_file():
+        health.add("calendar_from_folders", 1)
+        health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
+                    f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")
     return found
 
 
