@@ -153,6 +153,23 @@ def test_a_bad_calendar_row_is_a_config_error(one_day, tmp_path):
         run_backtest(cfg)
 
 
+def test_without_a_calendar_the_expiries_come_from_the_folders_with_a_warning(one_day, tmp_path):
+    # The synthetic folders name the calendar's expiries, so the trades are the same; the run says where
+    # its expiries came from, once.
+    from core import load_config
+    from core.markets import expiry_dates
+
+    cfg = _config(one_day)
+    cfg["data"]["calendar_csv"] = str(tmp_path / "no_such_calendar.csv")
+    got, expected = run_backtest(cfg), run_backtest(_config(one_day))
+    assert got.health["info"]["calendar_from_folders"] == 1
+    assert [w for w in got.health["warnings"] if "no_such_calendar.csv not found" in w]
+    assert expected.health["info"]["calendar_from_folders"] == 0 and len(expected.trades) > 0
+    pd.testing.assert_frame_equal(got.trades, expected.trades)
+    folders = expiry_dates(load_config(cfg))
+    assert len(folders) > 0 and set(folders) <= set(expiry_dates(load_config(_config(one_day))))
+
+
 def test_a_full_results_disk_is_one_line_and_leaves_no_partial_set(regression, tmp_path, monkeypatch, capsys):
     import core.outputs as outputs
     from sweep.errors import UserError, reported_as_exit_status
