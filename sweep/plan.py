@@ -83,35 +83,38 @@ def _same_numbers(value):
 def date_chunks(start: dt.date, end: dt.date, how, expiries=None) -> list[tuple[dt.date, dt.date]]:
     """Split [start, end] by calendar month ('month'), ISO week ('week'), N days (an int) or not ('none').
 
-    With ``expiries`` (sorted datetime64[D], core.markets.expiry_dates), each chunk ends on an expiry, so
-    that no expiry group (the days that trade one expiry: strategy.md §3) is split between two chunks: on
-    the last expiry up to the chunk's natural end, or, when it holds none, on the first one after it (the
-    last chunk ends on ``end``). Each option series file then belongs to one chunk: a sweep reads it once
-    and counts its problems once, as a single run does."""
+    With ``expiries`` (sorted datetime64[D], core.markets.expiry_dates), each cut moves forward to the end
+    of the expiry group its day belongs to (the days that trade one expiry: strategy.md §3), so that no
+    group is split between two chunks: a month chunk runs on to the first expiry on or after the month's
+    last day, and a chunk shorter than a group becomes the group. Each option series file then belongs to
+    one chunk: a sweep reads it once and counts its problems once, as a single run does."""
     if how in (None, "none", "all"):
         return [(start, end)]
     if not (how in ("month", "week") or (isinstance(how, int) and not isinstance(how, bool) and how > 0)):
         raise ConfigError(f"config key 'sweep.chunk' must be month, week, none or a number of days; got {how!r}")
-    out, a = [], start
-    while a <= end:
+    cuts, a = [], start  # the last day of each chunk but the last, on the calendar
+    while True:
         if how == "month":
-            last = dt.date(a.year + (a.month == 12), a.month % 12 + 1, 1) - dt.timedelta(days=1)
+            a = dt.date(a.year + (a.month == 12), a.month % 12 + 1, 1)
         elif how == "week":
-            last = a + dt.timedelta(days=6 - a.weekday())
+            a = a + dt.timedelta(days=7 - a.weekday())
         else:
-            last = a + dt.timedelta(days=how - 1)
-        if expiries is not None and len(expiries):
-            lo = int(np.searchsorted(expiries, np.datetime64(a, "D"), "left"))
-            hi = int(np.searchsorted(expiries, np.datetime64(last, "D"), "right"))
-            if hi > lo:
-                last = expiries[hi - 1].astype(dt.date)  # the last expiry within the natural chunk
-            elif hi < len(expiries):
-                last = expiries[hi].astype(dt.date)  # none within: the group runs on to the next expiry
-            else:
-                last = end  # after the calendar's last expiry: one group (no_expiry) to the end
-        out.append((a, min(end, last)))
-        a = min(end, last) + dt.timedelta(days=1)
-    return out
+            a = a + dt.timedelta(days=how)
+        if a > end:
+            break
+        cuts.append(a - dt.timedelta(days=1))
+    if expiries is not None:
+        moved = []
+        for cut in cuts:
+            i = int(np.searchsorted(expiries, np.datetime64(cut, "D"), "left"))
+            if i == len(expiries):
+                break  # after the calendar's last expiry: one group (no_expiry) to the end
+            group_end = expiries[i].astype(dt.date)
+            if group_end < end and (not moved or group_end > moved[-1]):
+                moved.append(group_end)
+        cuts = moved
+    firsts = [start] + [c + dt.timedelta(days=1) for c in cuts]
+    return list(zip(firsts, cuts + [end]))
 
 
 def market_key(cfg: RunConfig) -> str:

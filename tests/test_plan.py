@@ -40,14 +40,14 @@ def test_date_chunks_end_on_expiries_so_that_no_expiry_group_is_split():
     def chunks(how, start="2024-07-01", end="2024-09-06"):
         return [(str(a), str(b)) for a, b in date_chunks(d(start), d(end), how, expiries)]
 
-    # a month ends on its last expiry; after the calendar's last expiry, one chunk runs to the end
-    assert chunks("month") == [("2024-07-01", "2024-07-31"), ("2024-08-01", "2024-08-28"),
-                               ("2024-08-29", "2024-09-06")]
-    # a week ends on its expiry (07-16 is a Tuesday: a moved expiry); 07-22..28 holds none, so that
-    # chunk runs on to 07-31, the end of its group
+    # a month runs on to the end of the group its last day trades in; after the calendar's last expiry,
+    # one chunk runs to the end
+    assert chunks("month") == [("2024-07-01", "2024-07-31"), ("2024-08-01", "2024-09-06")]
+    # each Sunday's group ends on the next expiry (07-16 is a Tuesday: a moved expiry); the Sundays 07-21
+    # and 07-28 both fall in the group of 07-31
     assert chunks("week", end="2024-08-02") == [
-        ("2024-07-01", "2024-07-03"), ("2024-07-04", "2024-07-10"), ("2024-07-11", "2024-07-16"),
-        ("2024-07-17", "2024-07-31"), ("2024-08-01", "2024-08-02")]
+        ("2024-07-01", "2024-07-10"), ("2024-07-11", "2024-07-16"), ("2024-07-17", "2024-07-31"),
+        ("2024-08-01", "2024-08-02")]
     # chunks shorter than a group become the group; the last chunk stops at the range's end
     assert chunks(1, end="2024-07-12") == chunks(2, end="2024-07-12") == [
         ("2024-07-01", "2024-07-03"), ("2024-07-04", "2024-07-10"), ("2024-07-11", "2024-07-12")]
