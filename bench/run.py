@@ -314,8 +314,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   CPU bound 2.58x; the warm first run 0.31x (MISSED), again 0.16x, numba's first load 0.16 s; Ray 2
   vs 1 workers 3.2 s vs 5.0 s = 1.562x (MISSED; the 1-worker runs took 5.0-8.1 s); 36 combinations in
   7.7 s and 1,000 in 28.0 s (ok); marginal 2.9 ms (ok); the 1,000's peak 2,250 MB PSS (ok).
-  The run of 03:15 UTC on 2026-12-05 (commit 2908e89, the engine of 5060d88) is the table's run since
-  then: a fresh machine on its fastest spell yet, no steal, 10 M additions 0.19-0.20 s. Before it the
+  The run of 03:15 UTC on 2026-12-05 (commit 2908e89, the engine of 5060d88) was the table's run until
+  06:01 UTC: a fresh machine, its fastest spell yet, no steal, 10 M additions 0.19-0.20 s. Before it the
   table held the run of 15:59 UTC on 2026-12-03 at 5060d88 (the floor 1.85 s; cold 3.09x, the warm
   first run 0.34x, again 0.16x; Ray 2 vs 1 workers 1.791x; 36 combinations in 11.6 s, 1,000 in 45.3 s).
   With the machine about twice as fast, the ratios to the floor did not move: the floor 1.05 s, cold
@@ -326,6 +326,16 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   peak 2,238 MB PSS. From this commit a sweep larger than `report.console_rows` (20) prints its
   progress by tenths instead of each combination: the 1,000-combination sweep prints 46 lines instead
   of about 5,000.
+  The run of 06:01 UTC on 2026-12-05 (commit f43b7bc) is the table's run since then, on the same fast
+  machine (no steal, 10 M additions 0.22-0.24 s). Its engine is that of 03:15 but for the sweep's date
+  chunks, which now end where an expiry group ends (docs/sweeps.md): a Ray sweep of the cold year reads
+  each of its 1,997 tick files once (2,095 reads before: month chunks split the group that spans each
+  month's end, and both chunks read its files), and a combination's data health is a single run's. The
+  floor 1.19 s (its five reads 1.19-1.54 s); cold 2.80x (its CPU bound 1.72x), the warm first run
+  0.34x, again 0.15x, numba's first load 0.15 s, as at 03:15; Ray 2 vs 1 workers 4.4 s vs 2.7 s =
+  1.630x (MISSED; two runs at 05:48 and 05:52 UTC gave 1.516x and 1.556x with the chunks of 2cd39a9,
+  24 for the year, since put back to 12). Sweeps 36 in 7.2 s, 216 in 11.6 s, 1,000 in 23.6 s; the
+  1,000's peak 2,243 MB PSS.
 * **The floor.** Until 2026-12-01 the floor read each file with `pq.read_table`, which wraps a path in
   a dataset before reading it (about 0.3 ms a file: 1.65-2.00 s against 1.09-1.27 s for
   `pq.ParquetFile(path).read` over these 1,997 files, same columns, same rows). The engine now opens
