@@ -109,8 +109,8 @@ def test_a_chunked_sweep_reads_each_file_once_and_reports_the_health_of_a_single
     faulty = tmp_path / "faulty"
     generate("BANKNIFTY", dt.date(2024, 7, 1), dt.date(2024, 7, 5), faulty, seed=5, workers=1)
     inject_faults(faulty, seed=1)
-    proc = sweep(tmp_path / "run", "-m", *data_args(faulty, end="2024-07-05"), "signal.multiplier=1.5,3", "sweep.chunk=1", "ray.num_cpus=2",
-                 "tracking.enabled=false", "report.enabled=false")
+    proc = sweep(tmp_path / "run", "-m", *data_args(faulty, end="2024-07-05"), "signal.multiplier=1.5,3",
+                 "sweep.chunk=1", "ray.num_cpus=2", "tracking.enabled=false", "report.enabled=false")
     assert "sweep: 2 combinations (0 already done)" in proc.stdout
     cfg = engine_config(faulty, end="2024-07-05")
     for path in (tmp_path / "run" / "multirun").rglob("health_*.json"):
