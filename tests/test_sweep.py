@@ -113,7 +113,9 @@ def test_a_chunked_sweep_reads_each_file_once_and_reports_the_health_of_a_single
                  "sweep.chunk=1", "ray.num_cpus=2", "tracking.enabled=false", "report.enabled=false")
     assert "sweep: 2 combinations (0 already done)" in proc.stdout
     cfg = engine_config(faulty, end="2024-07-05")
-    for path in (tmp_path / "run" / "multirun").rglob("health_*.json"):
+    healths = sorted((tmp_path / "run" / "multirun").rglob("health_*.json"))
+    assert len(healths) == 2
+    for path in healths:
         swept = json.loads(path.read_text())
         multiplier = float(next(path.parent.glob("config_*.yaml")).read_text().split("multiplier:")[1].split()[0])
         single = run_backtest({**cfg, "signal": {"multiplier": multiplier}})
