@@ -252,6 +252,35 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
+* **The three misses in short (2026-12-05).** Each has a bound measured on this machine. Details are
+  in the bullets below.
+  - Cold run (target 1.5x). The run's CPU is 4.09 s against the floor read's 1.19 s. Spread perfectly
+    over two cores, that is 1.72x before any waiting. Reading itself scales: the floor's files on two
+    threads took 0.64-0.84 s of wall (1.09-1.43 s of CPU) against 0.97-1.17 s on one. What does not fit
+    is the CPU beyond the read (2.9 s): normalising, encoding and writing both caches, building the
+    markets, the kernel. Even with both cores busy all the time, it would have to fall by a fifth.
+    The run keeps 1.23 cores busy (4.09 s of CPU in 3.32 s), because the main thread's steps between
+    the file batches (building the markets, writing the caches, the kernel) run while the file
+    threads wait. Reading the next group meanwhile did not help (the cold-run bullet below). Timers
+    inside five cold runs that day: the file loads took 2.26-2.58 s of 3.18-3.56 s. Of that,
+    0.41-0.59 s was writing the per-second cache, and 0.48-0.59 s was loading the 245 spot files, an
+    expiry group at a time.
+  - Warm first run (target 0.25x). The again line (0.15x) plus numba's first load (0.15 s) is already
+    0.27x. That load is mostly numba's own registries: in a fresh process after importing
+    sweep.fanout, whichever loop module loads first took 0.21-0.24 s, and the other one 11-14 ms.
+  - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share. This
+    was timed inside the tasks on 2026-12-05 at 0e194f7, over two runs each:
+    - the first task bodies start 0.35-0.37 s after the driver submits them, because Ray starts its
+      workers when the driver connects;
+    - each worker's first month takes 0.51-0.67 s, against 0.19-0.33 s for the others (numba's start);
+    - after the last build, the evaluation takes 0.09-0.10 s.
+    With one worker (4.0 and 4.5 s), about 0.8 s is this fixed start and the rest splits in two. The
+    best two workers can do is therefore about 0.8 s + half the rest: 1.67-1.70x. The runs with two
+    workers took 2.4 and 2.6 s, which is that bound. Preloading the engine and both loop modules
+    into the workers (Ray's `preload_python_modules`) did not help. The first builds then took
+    0.32-0.45 s, but they started at 0.67-0.70 s. Ray starts the workers only when the driver connects,
+    so the preloading still comes before the first task (the tasks took 2.7-2.9 s against 2.5-3.0 s
+    without it, three alternating runs each).
 * **Machine.** This 2-core machine ran the same read between 1.65 s and 4.44 s on different days
   (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on the morning of
   2026-12-01 and 3.50-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
