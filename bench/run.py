@@ -270,8 +270,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     sweep.fanout, whichever loop module loads first took 0.21-0.24 s, and the other one 11-14 ms.
   - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share. This
     was timed inside the tasks on 2026-12-05 at 0e194f7, over two runs each:
-    - the first task bodies start 0.35-0.37 s after the driver submits them, because Ray starts its
-      workers when the driver connects;
+    - the first task bodies start 0.35-0.37 s after the tasks' clock starts (the driver has submitted
+      them by 0.07 s), because Ray starts its workers when the driver connects;
     - each worker's first month takes 0.51-0.67 s, against 0.19-0.33 s for the others (numba's start);
     - after the last build, the evaluation takes 0.09-0.10 s.
     With one worker (4.0 and 4.5 s), about 0.8 s is this fixed start and the rest splits in two. The
