@@ -41,6 +41,7 @@ the floor and the runs compare compute, not disk. Writes bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -113,6 +114,29 @@ def python_speed() -> float:
     for i in range(10_000_000):
         total += i
     return time.perf_counter() - started
+
+
+class Trash:
+    """Folders the bench is done with: renamed into ``folder`` at once, deleted when the bench ends.
+
+    Nothing is deleted while the bench measures. This machine's ext4 has no journal, and on such a file
+    system a new file does not take an inode freed within the last one to six minutes if it can avoid
+    it: every creation scans past the recently freed inodes of its block group (``recently_deleted`` in
+    the kernel's fs/ext4/ialloc.c). A cold run creates about 420 cache files; deleting the previous run's
+    cache just before it made those creations 4-8 times dearer (notes, 2026-12-05). A rename frees no
+    inode."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        atexit.register(self.empty)
+
+    def add(self, path: Path) -> None:
+        if path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.rename(self.folder / f"{path.name}-{time.time_ns()}")
+
+    def empty(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
@@ -281,6 +305,19 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     0.32-0.45 s, but they started at 0.67-0.70 s. Ray starts the workers only when the driver connects,
     so the preloading still comes before the first task (the tasks took 2.7-2.9 s against 2.5-3.0 s
     without it, three alternating runs each).
+* **Deleting files just before a cold run (2026-12-05, 08:00-08:15 UTC).** This machine's ext4 has no
+  journal (no entry in /proc/fs/jbd2). On such a file system a new file avoids the inodes freed in the
+  last one to six minutes: each creation scans past the recently freed inodes of its block group
+  (`recently_deleted` in the kernel's fs/ext4/ialloc.c; with a journal the scan is skipped). A perf
+  profile of a cold run made right after the previous cold run's cache was deleted put 5.3% of all
+  samples in that scan, under `ext4_create` and `ext4_mkdir`. Creating the run's 417 temporary cache
+  files took 0.015-0.027 s of CPU in four cold runs with no deletion in the five minutes before, and
+  0.028, 0.056, 0.084 and 0.123 s in four runs each made right after deleting the previous run's cache
+  (0.10-0.44 s earlier that morning, in the same pattern). The bench deleted its previous work folder
+  (about 21,000 files) just before its cold runs, and each Ray run's cache just before the next Ray run.
+  Since then it renames what it is done with into bench/trash and deletes that when it ends. The wall
+  of the cold runs did not show the difference above the machine's noise (3.15-3.88 s in both sets of
+  four). A user who deletes an old cache just before a cold run on such a file system pays it too.
 * **Machine.** This 2-core machine ran the same read between 1.65 s and 4.44 s on different days
   (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on the morning of
   2026-12-01 and 3.50-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
@@ -609,7 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     speed_before, ticks_before = python_speed(), cpu_ticks()
     data, work = Path(args.data), ROOT / "bench/tmp"
-    shutil.rmtree(work, ignore_errors=True)
+    trash = Trash(ROOT / "bench/trash")  # emptied when the bench ends, not before its measurements
+    trash.add(work)
     work.mkdir(parents=True)
     rows: list[tuple[str, str, str, str, str]] = []
     log = lambda *a: print(*a, flush=True)  # noqa: E731
@@ -657,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sync()
         time.sleep(3)
         colds.append(measure(single_run(engine_cfg(data, args.start, args.end, work / attempt)), ROOT))
-    shutil.rmtree(work / "cache_cold", ignore_errors=True)
+    trash.add(work / "cache_cold")
     cold = min(colds, key=lambda r: printed(r)["engine_wall"])
     os.sync()
     warms = []
@@ -736,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
             tries[cpus].append(measure(sweep_cmd(data, args.start, args.end, fresh, work / f"ray{cpus}_{attempt}",
                                                  ["tracking.enabled=false", "report.enabled=false",
                                                   f"ray.num_cpus={cpus}"]), ROOT))
-            shutil.rmtree(fresh, ignore_errors=True)
+            trash.add(fresh)
     ray_runs = {cpus: min(runs, key=tasks_time) for cpus, runs in tries.items()}
     for cpus, runs in tries.items():
         log(f"ray {cpus} worker(s), cold year", [f"{tasks_time(r):.1f} s" for r in runs])
