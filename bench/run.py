@@ -123,8 +123,8 @@ class Trash:
     system a new file does not take an inode freed within the last one to six minutes if it can avoid
     it: every creation scans past the recently freed inodes of its block group (``recently_deleted`` in
     the kernel's fs/ext4/ialloc.c). A cold run creates about 420 cache files; deleting the previous run's
-    cache just before it made those creations 4-8 times dearer (notes, 2026-12-05). A rename frees no
-    inode."""
+    cache just before it made those creations take 0.03-0.44 s of CPU instead of 0.015-0.027 s (notes,
+    2026-12-05). A rename frees no inode."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -317,7 +317,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   (about 21,000 files) just before its cold runs, and each Ray run's cache just before the next Ray run.
   Since then it renames what it is done with into bench/trash and deletes that when it ends. The wall
   of the cold runs did not show the difference above the machine's noise (3.15-3.88 s in both sets of
-  four). A user who deletes an old cache just before a cold run on such a file system pays it too.
+  four), nor did the Ray line by hand (three alternating pairs each way: 1 worker 4.0-4.2 s and 2
+  workers 2.4-3.5 s without deletions, 3.9-5.0 s and 2.5-3.2 s with them). The two bench runs after the
+  change gave cold 2.89x and 2.85x, the warm first run 0.29x and 0.31x, and Ray 2 vs 1 workers 1.400x and
+  1.560x (the table is the second). A user who deletes an old cache just before a cold run on such a
+  file system pays it too.
 * **Machine.** This 2-core machine ran the same read between 1.65 s and 4.44 s on different days
   (`pq.read_table`; 1.76 s on 2026-11-24, 2.87-4.27 s on 2026-11-25, 1.65-2.00 s on the morning of
   2026-12-01 and 3.50-4.44 s on its afternoon, when pure Python ran about 3x slower than usual: 10 M
