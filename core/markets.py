@@ -163,15 +163,20 @@ class _Spot:
 def expiry_dates(cfg: RunConfig) -> np.ndarray:
     """The expiries a run over ``cfg`` trades (sorted datetime64[D]): its calendar CSV's, or, without one,
     those named by the exp= folders (ConfigError for a calendar that cannot be read)."""
+    return _expiries(cfg)[0]
+
+
+def _expiries(cfg: RunConfig) -> tuple[np.ndarray, bool]:
+    """(``expiry_dates``, whether they come from the exp= folders), the calendar file looked for once."""
     if cfg.calendar_csv.is_file():
-        return load_calendar(cfg.calendar_csv, cfg.symbol, cfg.expiry_kind)
-    return expiries_from_folders(cfg.options_dir, cfg.symbol)
+        return load_calendar(cfg.calendar_csv, cfg.symbol, cfg.expiry_kind), False
+    return expiries_from_folders(cfg.options_dir, cfg.symbol), True
 
 
 def _expiry_dates(cfg: RunConfig, health: Health) -> np.ndarray:
     """``expiry_dates``, with a warning in ``health`` when they come from the folders."""
-    found = expiry_dates(cfg)
-    if not cfg.calendar_csv.is_file():
+    found, from_folders = _expiries(cfg)
+    if from_folders:
         health.add("calendar_from_folders", 1)
         health.warn(f"expiry calendar {cfg.calendar_csv} not found: using the {len(found)} expiries named by "
                     f"exp= folders under {cfg.options_dir / cfg.symbol} (build one with python -m core.calendar)")
@@ -424,7 +429,7 @@ def is_synthetic(cfg: RunConfig) -> bool:
 
 def run_fingerprint(cfg: RunConfig) -> str:
     """Fingerprint of the data a run over ``cfg`` may read (spot files, series of its expiries, calendar)."""
-    expiries = _expiry_dates(cfg, Health())
+    expiries = expiry_dates(cfg)
     lo = int(np.searchsorted(expiries, np.datetime64(cfg.start, "D"), "left"))
     hi = int(np.searchsorted(expiries, np.datetime64(cfg.end, "D"), "left")) + 1
     used = [e.astype(dt.date) for e in expiries[lo:hi]]
