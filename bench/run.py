@@ -32,11 +32,13 @@ at least 0.1 s, so the sampler stays under a tenth of a core):
   three runs each, interleaved).
 
 Every line also gives the percent of the machine's CPU time the host (hypervisor) stole while it was
-measured, and the header the machine's pure-Python speed before and after the run: on a shared virtual
-machine both change by the hour, and the times with them.
+measured, and the header the machine's pure-Python speed and its cost of fresh memory (a new process
+touching 400 MB) before and after the run: on a shared virtual machine these change by the hour, and
+the times with them.
 
-The OS page cache is warm for every measurement (the files are read once before timing), so
-the floor and the runs compare compute, not disk. Writes bench/RESULTS.md.
+The OS page cache is warmed for the measurements (the files are read once before timing), so
+the floor and the runs compare compute, not disk (this machine pages out memory left alone for a
+minute: the notes on fresh memory). Writes bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -114,6 +116,25 @@ def python_speed() -> float:
     for i in range(10_000_000):
         total += i
     return time.perf_counter() - started
+
+
+FRESH_MB = 400
+
+
+def fresh_memory_seconds() -> float:
+    """Seconds a new process takes to touch ``FRESH_MB`` MB of new memory after a pause of 3 s (timed in it).
+
+    The pause matters on this machine: it is a virtual machine whose balloon device has free page
+    reporting (bit 5 of /sys/bus/virtio/devices/virtio0/features), so Linux hands memory freed more than
+    2 s ago back to the host (Documentation/mm/free_page_reporting.rst), and touching it again costs a
+    fault in the host as well. After much memory was freed (the end of the bench) the reports lag, and
+    the probe is faster. The probe's own memory is given the same 3 s before the next measurement."""
+    time.sleep(3)
+    code = ("import time, numpy as np; t = time.perf_counter(); "
+            f"a = np.ones({FRESH_MB} * 2**20 // 8); print(time.perf_counter() - t)")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout
+    time.sleep(3)
+    return float(out.split()[-1])
 
 
 class Trash:
@@ -305,6 +326,33 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     0.32-0.45 s, but they started at 0.67-0.70 s. Ray starts the workers only when the driver connects,
     so the preloading still comes before the first task (the tasks took 2.7-2.9 s against 2.5-3.0 s
     without it, three alternating runs each).
+* **Fresh memory (2026-12-05, 09:15-10:30 UTC).** This machine is a virtual machine whose balloon
+  device reports free memory to the host (bit 5 of /sys/bus/virtio/devices/virtio0/features): Linux
+  hands memory freed more than 2 s ago back to the host (Documentation/mm/free_page_reporting.rst), so
+  touching it again costs a fault in the host too, attributed to the guest instruction that touches it.
+  - A new process touching 800 MB (numpy, huge pages: 1,133 faults) took 1.84-1.86 s, 1.7-1.8 s of it
+    system time, with nothing freed in the 20 s before; 0.06 s right after a 1 GB file was deleted. `dd`
+    writing 800 MB into a new file took 1.9 s of system time (three runs), and 0.12 s right after a file
+    that size was deleted. The bench now states the time of such a probe (400 MB, after a pause) beside
+    the additions.
+  - A cold run writes 804 MB of cache (460 MB per-second, 343 MB markets): a perf profile put 25.6% of
+    its samples in `copy_folio_from_iter_atomic`, the copy of those writes into new page-cache pages.
+    Its system time was 0.89-2.30 s of 3.5-5.3 s of CPU in eleven runs.
+  - Runs made right after deleting a 2.5 GB file (its memory not yet handed back), alternating with runs
+    made after a pause of 3 s or more, three pairs at about 09:15 and three at 10:20: the cold year took
+    3.78-3.86 s against 4.23-4.41 s, then 2.80-2.85 s against 2.80-3.94 s, with 0.76-1.77 s of system time
+    against 0.89-2.30 s. With 1.5 GB deleted first, the warm first run took 0.30-0.31 s against
+    0.33-0.96 s, and the again line 0.16 s against 0.17-0.25 s.
+  - So fresh memory makes the cold and warm first lines slower and more variable on this machine, but
+    it is not why they miss: with cheap memory the cold year is still 2.7x the floor, and the warm first
+    run 0.28x (numba's start). Shrinking the 804 MB of cache writes would cut the cold run's system time
+    here, but the warm run would then have to decode denser arrays on its critical path; not done.
+  - The machine also runs a DAMON pageout scheme (kdamond; /sys/kernel/mm/damon/admin/kdamonds/0):
+    physical memory not accessed for 12 aggregation intervals of 5 s is paged out, up to 128 MB a
+    second. Its statistics after 14 hours of uptime: 143 GB paged out, and 46 GB of file pages read
+    back (workingset_refault_file in /proc/vmstat). So a file left alone for a minute may be read from
+    the disk again, and the memory it held becomes free memory that goes back to the host. The bench
+    reads the floor's files again before each single run; the other lines take the page cache as it is.
 * **Deleting files just before a cold run (2026-12-05, 08:00-08:15 UTC).** This machine's ext4 has no
   journal (no entry in /proc/fs/jbd2). On such a file system a new file avoids the inodes freed in the
   last one to six minutes: each creation scans past the recently freed inodes of its block group
@@ -648,7 +696,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(marginal_cost(Path(data), start, end, Path(cache))))
         return 0
     args = p.parse_args(argv)
-    speed_before, ticks_before = python_speed(), cpu_ticks()
+    speed_before, fresh_before = python_speed(), fresh_memory_seconds()
+    ticks_before = cpu_ticks()
     data, work = Path(args.data), ROOT / "bench/tmp"
     trash = Trash(ROOT / "bench/trash")  # emptied when the bench ends, not before its measurements
     trash.add(work)
@@ -884,6 +933,7 @@ def main(argv: list[str] | None = None) -> int:
                  steal_cell(year, month)))
 
     speed_after, whole_run = python_speed(), stolen_percent(ticks_before, cpu_ticks())
+    fresh_after = fresh_memory_seconds()
     uname = platform.uname()
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [
@@ -893,10 +943,15 @@ def main(argv: list[str] | None = None) -> int:
         f"machine {uname.machine} {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, Python {platform.python_version()}.",
         f"Data: synthetic BANKNIFTY {manifest['start']}..{manifest['end']}: {manifest['trading_days']} trading days, "
         f"{manifest['option_ticks']:,} option ticks; a run touches {len(files):,} files ({n_rows:,} rows).",
-        "Command: `python bench/run.py`. Page cache warm for every line; each line is its own process.",
+        "Command: `python bench/run.py`. Page cache warmed before timing (this machine pages out memory left "
+        "alone for a minute: see the notes on fresh memory); each line is its own process.",
         f"Machine state: ten million additions in a Python loop took {speed_before:.2f} s before the run and "
         f"{speed_after:.2f} s after it; the host took "
         f"{'n/a' if whole_run is None else f'{whole_run:.0f}%'} of the machine's CPU time over the whole run. "
+        f"Touching {FRESH_MB} MB of new memory in a new process, after a pause of 3 s, took {fresh_before:.2f} s "
+        f"before the run and {fresh_after:.2f} s after it (on this machine memory freed more than 2 s earlier goes "
+        "back to the host as fast as the guest reports it, and touching it again costs a fault there too: see "
+        "the notes on fresh memory). "
         "The last column gives the same for each line's own measurements (/proc/stat steal: time a virtual CPU "
         "was ready to run while the host ran something else); times stretch with it.",
         "",
