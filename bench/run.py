@@ -37,8 +37,8 @@ touching 400 MB) before and after the run: on a shared virtual machine these cha
 the times with them.
 
 The OS page cache is warmed for the measurements (the files are read once before timing), so
-the floor and the runs compare compute, not disk (this machine pages out memory left alone for a
-minute: the notes on fresh memory). Writes bench/RESULTS.md.
+the floor and the runs compare compute, not disk (the notes' machine pages out memory left alone for
+a minute: the notes on fresh memory). Writes bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -124,11 +124,12 @@ FRESH_MB = 400
 def fresh_memory_seconds() -> float:
     """Seconds a new process takes to touch ``FRESH_MB`` MB of new memory after a pause of 3 s (timed in it).
 
-    The pause matters on this machine: it is a virtual machine whose balloon device has free page
-    reporting (bit 5 of /sys/bus/virtio/devices/virtio0/features), so Linux hands memory freed more than
-    2 s ago back to the host (Documentation/mm/free_page_reporting.rst), and touching it again costs a
-    fault in the host as well. After much memory was freed (the end of the bench) the reports lag, and
-    the probe is faster. The probe's own memory is given the same 3 s before the next measurement."""
+    The pause matters on the machine of the notes ("Fresh memory"): a virtual machine whose balloon
+    device has free page reporting (bit 5 of /sys/bus/virtio/devices/virtio0/features), so Linux hands
+    memory freed more than 2 s ago back to the host (Documentation/mm/free_page_reporting.rst), and
+    touching it again costs a fault in the host as well. After much memory was freed (the end of the
+    bench) the reports can lag, and the probe be faster. The probe's own memory is given the same 3 s
+    before the next measurement."""
     time.sleep(3)
     code = ("import time, numpy as np; t = time.perf_counter(); "
             f"a = np.ones({FRESH_MB} * 2**20 // 8); print(time.perf_counter() - t)")
@@ -947,17 +948,16 @@ def main(argv: list[str] | None = None) -> int:
         f"machine {uname.machine} {os.cpu_count()} cores, {mem_gb:.0f} GiB RAM, Python {platform.python_version()}.",
         f"Data: synthetic BANKNIFTY {manifest['start']}..{manifest['end']}: {manifest['trading_days']} trading days, "
         f"{manifest['option_ticks']:,} option ticks; a run touches {len(files):,} files ({n_rows:,} rows).",
-        "Command: `python bench/run.py`. Page cache warmed before timing (this machine pages out memory left "
-        "alone for a minute: see the notes on fresh memory); each line is its own process.",
+        "Command: `python bench/run.py`. The page cache is warmed before timing (the notes' machine pages out "
+        "memory left alone for a minute: see the notes on fresh memory); each line is its own process.",
         f"Machine state: ten million additions in a Python loop took {speed_before:.2f} s before the run and "
         f"{speed_after:.2f} s after it; the host took "
         f"{'n/a' if whole_run is None else f'{whole_run:.0f}%'} of the machine's CPU time over the whole run. "
-        f"Touching {FRESH_MB} MB of new memory in a new process, after a pause of 3 s, took {fresh_before:.2f} s "
-        f"before the run and {fresh_after:.2f} s after it (on this machine memory freed more than 2 s earlier goes "
-        "back to the host as fast as the guest reports it, and touching it again costs a fault there too: see "
-        "the notes on fresh memory). "
         "The last column gives the same for each line's own measurements (/proc/stat steal: time a virtual CPU "
-        "was ready to run while the host ran something else); times stretch with it.",
+        "was ready to run while the host ran something else); times stretch with it. "
+        f"Touching {FRESH_MB} MB of new memory in a new process, after a pause of 3 s, took {fresh_before:.2f} s "
+        f"before the run and {fresh_after:.2f} s after it (where freed memory is handed back to the host, as on "
+        "the notes' machine, touching it again costs a fault in the host too: see the notes on fresh memory).",
         "",
         "| measurement | time | ratio / result | peak memory | CPU stolen by the host |",
         "| --- | --- | --- | --- | --- |",
