@@ -354,10 +354,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     back (workingset_refault_file in /proc/vmstat). So a file left alone for a minute may be read from
     the disk again, and the memory it held becomes free memory that goes back to the host. The bench
     reads the floor's files again before each single run; the other lines take the page cache as it is.
-  - Three bench runs that morning, 4-5 minutes apart (the probe 0.92, 0.57 and 0.45 s before each;
-    the table is the third, at 08c2716): cold 4.49x, 2.99x, 2.93x; the warm first run 0.30x, 0.29x,
-    0.38x (again 0.15-0.16x); Ray 2 vs 1 workers 1.372x, 1.486x, 1.500x (1 worker 5.9, 5.2, 3.9 s). The
-    sweep lines stayed within 0.8 s of each other (36 in 6.8-7.5 s, 1,000 in 22.4-23.2 s).
+  - Four bench runs that morning, 4-20 minutes apart (the probe 0.92, 0.57, 0.45 and 0.86 s before
+    each; the table is the fourth, at aa39e26): cold 4.49x, 2.99x, 2.93x, 2.87x; the warm first run
+    0.30x, 0.29x, 0.38x, 0.29x (again 0.15-0.16x); Ray 2 vs 1 workers 1.372x, 1.486x, 1.500x, 1.538x
+    (1 worker 5.9, 5.2, 3.9, 4.0 s). The sweep lines stayed within 0.8 s of each other (36 in 6.8-7.5 s,
+    1,000 in 22.4-23.2 s).
 * **Deleting files just before a cold run (2026-12-05, 08:00-08:15 UTC).** This machine's ext4 has no
   journal (no entry in /proc/fs/jbd2). On such a file system a new file avoids the inodes freed in the
   last one to six minutes: each creation scans past the recently freed inodes of its block group
