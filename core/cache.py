@@ -152,13 +152,68 @@ def unseal(sealed: bytes) -> bytes:
     return bytes(unseal_view(sealed))
 
 
+class BufferPool:
+    """Byte buffers for cache reads that are used again once nothing views them any more.
+
+    A warm year reads about 0.3 GB of market cache, a few megabytes per file, and keeps each file's
+    bytes only until its days are evaluated. Reading every file into new memory makes the process fault
+    in 0.3 GB of fresh pages (and where a virtual machine hands freed memory back to its host, each of
+    those faults costs the host's time too: bench/RESULTS.md, "Fresh memory"). The pool instead hands
+    out a view of a block it keeps; when the last array viewing that view is gone (Python's reference
+    count, via weakref.finalize), the block goes back to the pool, so a warm year reads into about
+    eighty megabytes of blocks used over and over. A block is never handed out while anything still
+    views it. At most ``keep_bytes`` of idle blocks are kept; the rest are freed.
+
+    No lock: the dict operations used are atomic under the GIL, and a block given back while another
+    thread takes one is simply not seen by that take (which then makes a new block)."""
+
+    ROUND = 1 << 20  # blocks are made in whole MiB, so files of similar sizes share them
+
+    def __init__(self, keep_bytes: int):
+        self.keep_bytes = keep_bytes
+        self._idle: dict[int, np.ndarray] = {}  # id(block) -> block
+
+    def take(self, size: int) -> np.ndarray:
+        """A writable uint8 array of ``size`` bytes (contents undefined): a view of an idle block at
+        most twice as big as needed (plus a MiB), or of a new one."""
+        import weakref
+
+        fitting = [(len(block), key) for key, block in list(self._idle.items())
+                   if size <= len(block) <= 2 * size + self.ROUND]
+        block = None
+        for _, key in sorted(fitting):
+            block = self._idle.pop(key, None)  # None: another thread took it meanwhile
+            if block is not None:
+                break
+        if block is None:
+            block = np.empty(size + (-size % self.ROUND), np.uint8)
+        view = block[:size]
+        weakref.finalize(view, self._give_back, block).atexit = False
+        return view
+
+    def _give_back(self, block: np.ndarray) -> None:
+        self._idle[id(block)] = block
+        idle = sorted(self._idle.items(), key=lambda item: len(item[1]))
+        total = sum(len(b) for _, b in idle)
+        while idle and total > self.keep_bytes:  # free the biggest idle blocks first
+            key, freed = idle.pop()
+            if self._idle.pop(key, None) is not None:
+                total -= len(freed)
+
+    def idle_bytes(self) -> int:
+        """Bytes held by idle blocks."""
+        return sum(len(b) for b in list(self._idle.values()))
+
+
+READ_BUFFERS = BufferPool(keep_bytes=128 << 20)  # one per process: cache reads of every run share it
+
+
 def read_into_buffer(path: Path) -> np.ndarray:
     """A file's whole content in a writable byte array (arrays viewing it are writable); OSError as ``open``.
 
-    np.empty, not bytearray: the pages are filled once by the read instead of zeroed first (a tenth of a
-    warm run reading 0.3 GB of market cache)."""
+    The array is a view of a block of READ_BUFFERS, filled once by the read (never zeroed first)."""
     with open(path, "rb", buffering=0) as fh:
-        buffer = np.empty(os.fstat(fh.fileno()).st_size, np.uint8)
+        buffer = READ_BUFFERS.take(os.fstat(fh.fileno()).st_size)
         view, done = memoryview(buffer), 0
         while done < len(buffer):
             n = fh.readinto(view[done:])

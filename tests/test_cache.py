@@ -205,3 +205,31 @@ def test_parts_another_process_wrote_meanwhile_are_kept(tmp_path):
     served = TickCache(tmp_path / "cache", "Asia/Kolkata").load_many([(a, "option", None), (b, "option", None)],
                                                                       cache_only=True)
     assert [r[2] for r in served] == [True, True] and sorted(served[0][1]) == [19905, 19906]
+
+
+def test_read_buffers_are_used_again_only_once_nothing_views_them():
+    import numpy as np
+
+    pool = cache_mod.BufferPool(keep_bytes=8 << 20)
+    first = pool.take(1000)
+    first[:] = 7
+    address = first.ctypes.data
+    decoded = np.frombuffer(memoryview(first)[8:], np.uint8)  # as core.market_cache decodes an entry
+    del first
+    other = pool.take(1000)  # the block is still viewed by ``decoded``: a new one
+    assert other.ctypes.data != address and not np.shares_memory(other, decoded)
+    other[:] = 0
+    assert (decoded == 7).all()
+    del decoded
+    again = pool.take(900)  # nothing views the first block now: it is used again
+    assert again.ctypes.data in (address, other.ctypes.data) and len(again) == 900
+    del other, again
+    assert pool.idle_bytes() == 2 << 20  # two blocks of a MiB
+    big = pool.take(5 << 20)  # no idle block is big enough: a new one
+    del big
+    assert pool.idle_bytes() == 7 << 20
+    small = pool.take(100)  # the 5 MiB block is idle but far too big for 100 bytes
+    assert pool.idle_bytes() == 6 << 20
+    del small
+    pool.take(9 << 20)  # dropped at once: idle blocks beyond keep_bytes are freed, the biggest first
+    assert pool.idle_bytes() == 7 << 20

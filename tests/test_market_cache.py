@@ -214,3 +214,19 @@ def test_read_ahead_keeps_order_and_stops_with_its_reader():
     assert calls == [0, 1, 2]  # two ahead, no more
     reader.close()
     assert not started[0].is_alive()
+
+
+def test_markets_a_run_keeps_are_not_overwritten_by_later_runs(case):
+    """Warm runs read entries into blocks of a pool used again (core.cache.READ_BUFFERS): the markets one
+    run keeps (the report's inspected days) are views of their block, which must stay theirs."""
+    run_backtest(cfg(case))
+    kept = run_backtest(cfg(case))
+    assert kept.health["info"]["cache_hits"] and kept.markets
+    before = {d: (m.spot.tobytes(), {k: v.tobytes() for k, v in m.layout.arrays().items()})
+              for d, m in kept.markets.items()}
+    for _ in range(3):  # later warm runs of other markets take blocks while ``kept`` still views its own
+        run_backtest(cfg(case, routing__strikes_each_side=0))
+    for d, m in kept.markets.items():
+        spot, arrays = before[d]
+        assert m.spot.tobytes() == spot
+        assert {k: v.tobytes() for k, v in m.layout.arrays().items()} == arrays
