@@ -164,8 +164,10 @@ class BufferPool:
     eighty megabytes of blocks used over and over. A block is never handed out while anything still
     views it. At most ``keep_bytes`` of idle blocks are kept; the rest are freed.
 
-    No lock: the dict operations used are atomic under the GIL, and a block given back while another
-    thread takes one is simply not seen by that take (which then makes a new block)."""
+    No lock (a block can come back from a finalizer on any thread, even in the middle of ``take``): the
+    idle blocks are only iterated as copies of their dict (dict.copy runs without calling back into
+    Python), and taking one is ``dict.pop``, atomic under the GIL; a block given back while a take
+    looks is simply not seen by that take, which then makes a new block."""
 
     ROUND = 1 << 20  # blocks are made in whole MiB, so files of similar sizes share them
 
@@ -178,7 +180,7 @@ class BufferPool:
         most twice as big as needed (plus a MiB), or of a new one."""
         import weakref
 
-        fitting = [(len(block), key) for key, block in list(self._idle.items())
+        fitting = [(len(block), key) for key, block in self._idle.copy().items()
                    if size <= len(block) <= 2 * size + self.ROUND]
         block = None
         for _, key in sorted(fitting):
@@ -193,7 +195,7 @@ class BufferPool:
 
     def _give_back(self, block: np.ndarray) -> None:
         self._idle[id(block)] = block
-        idle = sorted(self._idle.items(), key=lambda item: len(item[1]))
+        idle = sorted(self._idle.copy().items(), key=lambda item: len(item[1]))
         total = sum(len(b) for _, b in idle)
         while idle and total > self.keep_bytes:  # free the biggest idle blocks first
             key, freed = idle.pop()
@@ -202,7 +204,7 @@ class BufferPool:
 
     def idle_bytes(self) -> int:
         """Bytes held by idle blocks."""
-        return sum(len(b) for b in list(self._idle.values()))
+        return sum(len(b) for b in self._idle.copy().values())
 
 
 READ_BUFFERS = BufferPool(keep_bytes=128 << 20)  # one per process: cache reads of every run share it
