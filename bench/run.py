@@ -314,6 +314,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   - Warm first run (target 0.25x). The again line (0.15x) plus numba's first load (0.15 s) is already
     0.27x. That load is mostly numba's own registries: in a fresh process after importing
     sweep.fanout, whichever loop module loads first took 0.21-0.24 s, and the other one 11-14 ms.
+    With the read buffers used again (the bullet of that name), the bench runs of 11:59 and 12:05 UTC
+    gave the again line 0.14x and the load 0.13 s, 0.25x together, and the first run 0.27x: the rest
+    is the GIL, which the main thread shares with the loading thread.
   - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share. This
     was timed inside the tasks on 2026-12-05 at 0e194f7, over two runs each:
     - the first task bodies start 0.35-0.37 s after the tasks' clock starts (the driver has submitted
@@ -359,6 +362,35 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     0.30x, 0.29x, 0.38x, 0.29x (again 0.15-0.16x); Ray 2 vs 1 workers 1.372x, 1.486x, 1.500x, 1.538x
     (1 worker 5.9, 5.2, 3.9, 4.0 s). The sweep lines stayed within 0.8 s of each other (36 in 6.8-7.5 s,
     1,000 in 22.4-23.2 s).
+* **Read buffers used again (2026-12-05, 11:35-12:20 UTC).** Since 0ae3e5e the cache reads go into blocks
+  of a process-wide pool (core.cache.READ_BUFFERS, docs/engine.md) instead of new memory for every file:
+  a block goes back to the pool when no decoded array views it any more, so a warm year reads its
+  0.34 GB of market cache through about 80 MB of blocks. Timed by hand (reading 0.34 GB and checking its
+  CRC-32 took 0.41, 0.08 and 0.03 s in three rounds of one process: the first into new memory; the
+  CRC-32 alone 0.046 s).
+  - Five alternating pairs of fresh processes, the year warm: the again run 0.155-0.166 s against
+    0.169-0.207 s, the first run 0.29-0.32 s against 0.30-0.35 s, the first run's minor faults 15,000
+    against 19,000-25,000, the same peak (310-312 MB against 311-317 MB). cProfile of an again run: the
+    main thread's wait for the read-ahead fell from 0.095 s to 0.016 s.
+  - The first run's faults are not the pool's: twelve blocks touched before it cut its minor faults
+    from 15,300-16,300 to 12,700-14,000 and changed nothing else (0.30-0.33 s either way, five pairs).
+  - Tried that hour, not kept: the batch kernel's two compiled passes releasing the GIL (nogil) with
+    each group's decoding, series listing and file checks moved onto the read-ahead thread. Six
+    alternating pairs: the first run 0.31-0.44 s against 0.32-0.43 s, the again run 0.169-0.179 s
+    against 0.168-0.185 s. The main thread then waited 0.055 s for the read-ahead thread: the work had
+    only moved from one thread to the other.
+  - Why the first run pays more than the again line plus numba's load: the loader thread holds the GIL
+    while numba loads its registries, and each time the main thread gives the GIL up for a system call
+    or a large numpy operation it waits for its turn again. Timers in a first run against the runs
+    after it: listing the spot files 74.5 ms against 5.4-8.2 ms, decoding the groups 69 ms against
+    17-18 ms, the kernel's calls 160 ms against 90-92 ms. A shorter switch interval while the loops load
+    (0.5 and 1 ms against the default 5 ms; five triples) made no difference (0.29-0.39 s, 0.29-0.35 s
+    and 0.30-0.33 s), as it did not for the cold run.
+  - Two bench runs with the pool (376f7e6, 11:59 and 12:05 UTC; the table is the second): the floor
+    1.21 and 1.15 s; cold 2.64x and 2.72x (CPU bound 1.60x and 1.66x); the warm first run 0.27x both
+    times, again 0.14x, numba's first load 0.13 s; Ray 2 vs 1 workers 1.500x (6.0 s vs 4.0 s) and
+    1.270x (4.7 s vs 3.7 s; its one-worker runs 4.7-5.8 s); 36 combinations in 7.5 and 7.1 s, 1,000 in
+    23.4 and 24.4 s.
 * **Deleting files just before a cold run (2026-12-05, 08:00-08:15 UTC).** This machine's ext4 has no
   journal (no entry in /proc/fs/jbd2). On such a file system a new file avoids the inodes freed in the
   last one to six minutes: each creation scans past the recently freed inodes of its block group
