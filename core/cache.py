@@ -206,6 +206,11 @@ class BufferPool:
         """Bytes held by idle blocks."""
         return sum(len(b) for b in self._idle.copy().values())
 
+    def clear(self) -> None:
+        """Free every idle block (blocks still viewed come back, and are kept, when they are let go)."""
+        for key in list(self._idle.copy()):
+            self._idle.pop(key, None)
+
 
 READ_BUFFERS = BufferPool(keep_bytes=128 << 20)  # one per process: cache reads of every run share it
 

@@ -233,3 +233,8 @@ def test_read_buffers_are_used_again_only_once_nothing_views_them():
     del small
     pool.take(9 << 20)  # dropped at once: idle blocks beyond keep_bytes are freed, the biggest first
     assert pool.idle_bytes() == 7 << 20
+    held = pool.take(100)
+    pool.clear()
+    assert pool.idle_bytes() == 0
+    del held  # a block in use when the pool was cleared comes back when it is let go
+    assert pool.idle_bytes() == 1 << 20
