@@ -370,20 +370,21 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   CRC-32 alone 0.046 s).
   - Five alternating pairs of fresh processes, the year warm: the again run 0.155-0.166 s against
     0.169-0.207 s, the first run 0.29-0.32 s against 0.30-0.35 s, the first run's minor faults 15,000
-    against 19,000-25,000, the same peak (310-312 MB against 311-317 MB). cProfile of an again run: the
-    main thread's wait for the read-ahead fell from 0.095 s to 0.016 s.
+    against 19,000-25,000; the peak the same in two pairs (310-312 MB against 311-317 MB). cProfile of
+    an again run: the main thread's wait for the read-ahead fell from 0.095 s to 0.016 s.
   - The first run's faults are not the pool's: twelve blocks touched before it cut its minor faults
     from 15,300-16,300 to 12,700-14,000 and changed nothing else (0.30-0.33 s either way, five pairs).
   - Tried that hour, not kept: the batch kernel's two compiled passes releasing the GIL (nogil) with
     each group's decoding, series listing and file checks moved onto the read-ahead thread. Six
-    alternating pairs: the first run 0.31-0.44 s against 0.32-0.43 s, the again run 0.169-0.179 s
+    alternating pairs: the first run 0.31-0.44 s against 0.32-0.42 s, the again run 0.169-0.179 s
     against 0.168-0.185 s. The main thread then waited 0.055 s for the read-ahead thread: the work had
     only moved from one thread to the other.
   - Why the first run pays more than the again line plus numba's load: the loader thread holds the GIL
     while numba loads its registries, and each time the main thread gives the GIL up for a system call
     or a large numpy operation it waits for its turn again. Timers in a first run against the runs
     after it: listing the spot files 74.5 ms against 5.4-8.2 ms, decoding the groups 69 ms against
-    17-18 ms, the kernel's calls 160 ms against 90-92 ms. A shorter switch interval while the loops load
+    17-18 ms, the kernel's calls 160 ms against 90-92 ms (in another first run's timeline, the first
+    batch waited 46 ms of that for the load to end). A shorter switch interval while the loops load
     (0.5 and 1 ms against the default 5 ms; five triples) made no difference (0.29-0.39 s, 0.29-0.35 s
     and 0.30-0.33 s), as it did not for the cold run.
   - Two bench runs with the pool (376f7e6, 11:59 and 12:05 UTC; the table is the second): the floor
