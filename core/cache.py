@@ -33,6 +33,7 @@ import json
 import os
 import secrets
 import struct
+import weakref
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -178,8 +179,6 @@ class BufferPool:
     def take(self, size: int) -> np.ndarray:
         """A writable uint8 array of ``size`` bytes (contents undefined): a view of an idle block at
         most twice as big as needed (plus a MiB), or of a new one."""
-        import weakref
-
         fitting = [(len(block), key) for key, block in self._idle.copy().items()
                    if size <= len(block) <= 2 * size + self.ROUND]
         block = None
@@ -208,7 +207,7 @@ class BufferPool:
 
     def clear(self) -> None:
         """Free every idle block (blocks still viewed come back, and are kept, when they are let go)."""
-        for key in list(self._idle.copy()):
+        for key in self._idle.copy():
             self._idle.pop(key, None)
 
 
