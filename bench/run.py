@@ -16,10 +16,10 @@ at least 0.1 s, so the sampler stays under a tenth of a core):
 * a single run cold (empty cache; the better of two) and warm (cache present; the best of three), as
   ratios to the floor (and, in brackets, to the read_table floor of earlier results): in-process
   time of ``run_backtest``, with interpreter start and imports reported separately, and the warm
-  run once more in the same process (numba and first-use imports already loaded); beside them, the
-  cold run's CPU against the floor read's CPU (half of it is the least wall time two cores allow)
-  and numba's first load of the kernel's loops alone in a fresh process (what a first warm run pays
-  beyond the next);
+  run once more in the same process (compiled loops and first-use imports already loaded); beside
+  them, the cold run's CPU against the floor read's CPU (half of it is the least wall time two cores
+  allow) and loading the kernel's compiled loops alone in a fresh process, from core.aot's module
+  (built first, its build timed) and from numba's cache (what a first warm run pays without it);
 * sweeps of 1, 36, 216 and 1,000 combinations (multiplier x target x stop) over the year, warm,
   end to end from the shell (Hydra, Ray start-up, every combination an MLflow child run with its
   artifacts; the better of two runs below 1,000): wall time, marginal milliseconds per added
@@ -216,10 +216,11 @@ def engine_cfg(data: Path, start: str, end: str, cache: Path | None) -> dict:
 
 
 def single_run(cfg: dict) -> list[str]:
-    """A process that runs ``cfg`` twice: the first run pays numba's start (loading the cached machine code,
-    about 0.6 s) and first-use imports; the second is what a notebook's next run or a sweep worker pays."""
+    """A process that runs ``cfg`` twice: the first run pays loading the compiled loops (core.aot's module,
+    or numba's start where it is not built) and first-use imports; the second is what a notebook's next
+    run or a sweep worker pays."""
     return inline("import time; t0 = time.perf_counter(); import json; from core import run_backtest; "
-                  "import core.kernel_loops; t1 = time.perf_counter(); "
+                  "t1 = time.perf_counter(); "
                   f"cfg = json.loads({json.dumps(json.dumps(cfg))}); c0 = time.process_time(); r = run_backtest(cfg); "
                   "c1 = time.process_time(); again = run_backtest(cfg); "
                   "print(json.dumps({'engine_wall': r.wall_seconds, 'again': again.wall_seconds, 'startup': t1 - t0, "
@@ -229,14 +230,15 @@ def single_run(cfg: dict) -> list[str]:
                   "'cache_hits': r.health['info'].get('cache_hits', 0)}))")
 
 
-def numba_start() -> list[str]:
-    """A process that imports the engine, then loads numba's compiled loops of the batch kernel (what the
-    first run of a process pays beyond the next one: numba's registries and the cached machine code);
-    prints the load's wall and CPU seconds."""
-    return inline("import json, time; from core import run_backtest; import core.kernel_loops, core.kernel as kernel; "
+def loops_start() -> list[str]:
+    """A process that imports the engine, then loads the batch kernel's compiled loops (core.aot's module;
+    with ATMBURST_AOT=0 numba's registries and its cached machine code: what the first run of a process
+    pays beyond the next one); prints the load's wall and CPU seconds and whether numba was started."""
+    return inline("import json, sys, time; from core import run_backtest; import core.kernel as kernel; "
                   "t = time.perf_counter(); c = time.process_time(); "
                   "kernel.load_loops(); "
-                  "print(json.dumps({'wall': time.perf_counter() - t, 'cpu': time.process_time() - c}))")
+                  "print(json.dumps({'wall': time.perf_counter() - t, 'cpu': time.process_time() - c, "
+                  "'numba': 'numba' in sys.modules}))")
 
 
 def marginal_cost(data: Path, start: str, end: str, cache: Path) -> dict:
@@ -753,6 +755,19 @@ def main(argv: list[str] | None = None) -> int:
                      steal_cell(gen)))
     manifest = json.loads(marker.read_text())
 
+    # The kernel's loops compiled ahead of time (core.aot), before anything is timed: its build is timed
+    # into a folder of its own, then the checkout's module is made (at once, when it is there already).
+    log("compiling the kernel's loops ahead of time (python -m core.aot) ...")
+    aot_row = ("the batch kernel's loops compiled ahead of time (`python -m core.aot`, once per checkout, numba "
+               "and Python; started by itself in the background after a run that had to load numba's loops)")
+    try:
+        built = measure([PY, "-m", "core.aot", "--folder", str(work / "aot")], ROOT)
+        measure([PY, "-m", "core.aot"], ROOT)
+        rows.append((aot_row, f"{built['wall']:.1f} s", "built", f"{built['peak_mb']:.0f} MB", steal_cell(built)))
+    except RuntimeError as error:  # no C compiler here: every line below measures numba's JIT loops
+        log(error)
+        rows.append((aot_row, "", "NOT BUILT: numba's JIT loops serve", "", ""))
+
     log("finding the files a run touches (and warming the page cache) ...")
     files = touched_files(engine_cfg(data, args.start, args.end, None))
     listing = work / "touched.json"
@@ -838,16 +853,22 @@ def main(argv: list[str] | None = None) -> int:
                  "already loaded); target <= 0.25x floor", f"{info['again']:.2f} s", versus(info["again"], 0.25), "",
                  steal_cell(warm)))
     log("warm again in-process", f"{info['again']:.2f} s", versus(info["again"], 0.25))
-    # What the first run of a process pays beyond the next: numba's first load, measured alone (best of three).
-    starts = [measure(numba_start(), ROOT) for _ in range(3)]
-    start = min(starts, key=lambda r: printed(r)["wall"])
-    numba = printed(start)
-    rows.append(("... numba's first load of the batch kernel's compiled loops, alone in a fresh process after the "
-                 "engine's imports (the best of three): what a warm first run pays beyond the again line",
-                 f"{numba['wall']:.2f} s (CPU {numba['cpu']:.2f} s)",
-                 f"first run - again = {info['engine_wall'] - info['again']:.2f} s; again + this = "
-                 f"{(info['again'] + numba['wall']) / floor['wall']:.2f}x the floor", "", steal_cell(start)))
-    log("numba's first load", numba, [printed(r)["wall"] for r in starts])
+    # What the first run of a process pays beyond the next: loading the compiled loops, measured alone (best of
+    # three), from core.aot's module and from numba's cache (ATMBURST_AOT=0, as where the module is not built).
+    loads = {}
+    for label, env in (("module", None), ("jit", {"ATMBURST_AOT": "0"})):
+        tries_ = [measure(loops_start(), ROOT, env=env) for _ in range(3)]
+        loads[label] = min(tries_, key=lambda r: printed(r)["wall"])
+        log(f"loading the loops ({label})", printed(loads[label]), [printed(r)["wall"] for r in tries_])
+    module, jit = printed(loads["module"]), printed(loads["jit"])
+    rows.append(("... loading the batch kernel's compiled loops alone in a fresh process after the engine's imports "
+                 "(the best of three): core.aot's module (numba not started: "
+                 f"{'no' if not module['numba'] else 'it was'}) vs numba's registries and cache (ATMBURST_AOT=0, "
+                 "as where the module is not built)",
+                 f"{module['wall'] * 1000:.1f} ms vs {jit['wall']:.2f} s (CPU {jit['cpu']:.2f} s)",
+                 f"first run - again = {info['engine_wall'] - info['again']:.2f} s; again + numba's load = "
+                 f"{(info['again'] + jit['wall']) / floor['wall']:.2f}x the floor", "",
+                 steal_cell(loads["module"], loads["jit"])))
 
     import re
 

@@ -176,19 +176,21 @@ class BufferPool:
         self.keep_bytes = keep_bytes
         self._idle: dict[int, np.ndarray] = {}  # id(block) -> block
 
-    def take(self, size: int) -> np.ndarray:
-        """A writable uint8 array of ``size`` bytes (contents undefined): a view of an idle block at
-        most twice as big as needed (plus a MiB), or of a new one."""
+    def take(self, size: int, offset: int = 0) -> np.ndarray:
+        """A writable uint8 array of ``size`` bytes (contents undefined) starting ``offset`` bytes into an
+        idle block at most twice as big as needed (plus a MiB), or into a new one (blocks start 16-byte
+        aligned, as numpy allocates them)."""
+        end = size + offset
         fitting = [(len(block), key) for key, block in self._idle.copy().items()
-                   if size <= len(block) <= 2 * size + self.ROUND]
+                   if end <= len(block) <= 2 * end + self.ROUND]
         block = None
         for _, key in sorted(fitting):
             block = self._idle.pop(key, None)  # None: another thread took it meanwhile
             if block is not None:
                 break
         if block is None:
-            block = np.empty(size + (-size % self.ROUND), np.uint8)
-        view = block[:size]
+            block = np.empty(end + (-end % self.ROUND), np.uint8)
+        view = block[offset:end]
         weakref.finalize(view, self._give_back, block).atexit = False
         return view
 
@@ -214,12 +216,13 @@ class BufferPool:
 READ_BUFFERS = BufferPool(keep_bytes=128 << 20)  # one per process: cache reads of every run share it
 
 
-def read_into_buffer(path: Path) -> np.ndarray:
-    """A file's whole content in a writable byte array (arrays viewing it are writable); OSError as ``open``.
+def read_into_buffer(path: Path, aligned_from: int = 0) -> np.ndarray:
+    """A file's whole content in a writable byte array (arrays viewing it are writable), placed so that
+    its byte ``aligned_from`` lies on an 8-byte boundary; OSError as ``open``.
 
     The array is a view of a block of READ_BUFFERS, filled once by the read (never zeroed first)."""
     with open(path, "rb", buffering=0) as fh:
-        buffer = READ_BUFFERS.take(os.fstat(fh.fileno()).st_size)
+        buffer = READ_BUFFERS.take(os.fstat(fh.fileno()).st_size, -aligned_from % 8)
         view, done = memoryview(buffer), 0
         while done < len(buffer):
             n = fh.readinto(view[done:])
@@ -234,7 +237,7 @@ def read_sealed(path: Path) -> memoryview | Exception | None:
     or a ValueError (truncated, damaged or foreign) is returned, not raised. File reads and CRC-32
     release the GIL, so this can run on a read-ahead thread."""
     try:
-        return unseal_view(read_into_buffer(path))
+        return unseal_view(read_into_buffer(path, aligned_from=HEAD))  # the arrays in it 8-byte aligned
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -34,8 +34,14 @@ EPOCH = dt.date(1970, 1, 1)
 
 
 def _loops():
-    """The compiled loops (core.kernel_loops), imported on first use: numba costs about a second to
-    start, which a command that stops on a config error should not pay."""
+    """The compiled loops: the ahead-of-time module (core.aot) when it is built, else numba's JIT loops
+    (core.kernel_loops), imported on first use: numba costs a fraction of a second to start, which a
+    command that stops on a config error should not pay."""
+    from . import aot
+
+    built = aot.loops()
+    if built is not None:
+        return built
     from . import kernel_loops
 
     return kernel_loops
@@ -50,11 +56,23 @@ def read_only_layout(layout: DayLayout) -> DayLayout:
 
 
 def load_loops() -> None:
-    """Compile or load the compiled loops (numba's cached machine code; loading costs about half a second
-    to a second, compiling several seconds) by evaluating a two-second day whose burst at bar 1 enters a
-    trade, so that both compiled passes run with the argument types of every real call."""
+    """Load the compiled loops: the ahead-of-time module (core.aot) when it is built; else numba's JIT
+    loops (``load_jit_loops``), after which a builder of the module is started for the next process."""
+    from . import aot
+
+    if aot.loops() is not None:
+        return
+    load_jit_loops()
+    aot.build_in_background()
+
+
+def load_jit_loops() -> None:
+    """Compile or load numba's JIT loops (numba's cached machine code; loading costs a fraction of a
+    second to a second, compiling several seconds) by evaluating a two-second day whose burst at bar 1
+    enters a trade, so that both compiled passes run with the argument types of every real call."""
     from dataclasses import replace
 
+    from . import kernel_loops
     from .config import default_strategy
     from .grid import SparseSeries
     from .layout import Window, layout_of
@@ -67,7 +85,7 @@ def load_loops() -> None:
     strategy = replace(default_strategy(), burst_secs=1, avg_secs=1, multiplier=1.0, min_burst_volume=0.0,
                        trend_filter=False, entry_delay_secs=0)
     import_numba_without_blas_probe()  # before the first compiled call loads numba's registries
-    evaluate_markets_batch([day], [strategy], "")
+    _evaluate([day], [strategy], "", None, kernel_loops)
 
 
 def load_loops_in_background():
@@ -132,12 +150,16 @@ def evaluate_markets_batch(markets, strategies: list[Strategy], symbol: str, del
     ``delta_for(market, entry, candidate, entry_opt, entry_spot, strategy, fallback, health)`` gives
     the Black-Scholes delta for strategies with ``delta_model == 'black_scholes'``.
     """
+    return _evaluate(markets, strategies, symbol, delta_for, _loops())
+
+
+def _evaluate(markets, strategies: list[Strategy], symbol: str, delta_for, loops):
+    """``evaluate_markets_batch`` with the given compiled loops (core.aot's or core.kernel_loops)."""
     from .health import Health
 
     healths = [Health() for _ in strategies]
     batch = StrategyArrays(strategies)
     found = TradeColumns(batch, symbol)
-    loops = _loops()
     for market in markets:
         if len(market.layout.win_start):
             _day_trades(market, batch, found, healths, delta_for, loops)

@@ -125,6 +125,7 @@ def test_loading_the_loops_skips_numbas_blas_probe_and_leaves_scipy_importable()
     second or more of a warm run's start). Loading atmburst's loops in a fresh process imports arraymath
     without it: scipy.linalg stays unimported, numba falls back as it does without scipy, and afterwards
     scipy and numba's own linear algebra work as usual in that process."""
+    import os
     import subprocess
     import sys
 
@@ -135,7 +136,8 @@ def test_loading_the_loops_skips_numbas_blas_probe_and_leaves_scipy_importable()
             "a = np.array([[2.0, 1.0], [1.0, 3.0]]); "
             "print(bool(np.allclose(numba.njit(lambda m: np.linalg.inv(m))(a), scipy.linalg.inv(a))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ATMBURST_AOT": "0"})  # numba's loops, not core.aot's module
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["False", "False", "True"]
 

@@ -163,6 +163,17 @@ def test_entry_round_trip_keeps_arrays_writable(case):
         decode_group(memoryview(bytearray(data[:len(data) // 2])))
 
 
+def test_markets_read_from_the_cache_have_8_byte_aligned_arrays(case):
+    """A sealed file's header is 20 bytes: the read places the file so that the arrays after the header
+    start on 8-byte boundaries (numpy's fast paths and the compiled loops' typing take aligned arrays)."""
+    cold = run_backtest(cfg(case))
+    warm = run_backtest(cfg(case))
+    assert warm.health["info"]["cache_hits"] and warm.markets
+    arrays = [a for m in warm.markets.values() for a in (m.spot, *m.layout.arrays().values()) if a.size]
+    assert arrays and all(a.ctypes.data % 8 == 0 and a.flags.aligned for a in arrays)
+    assert cold.trades_table.equals(warm.trades_table)
+
+
 def test_a_transient_error_on_an_undated_spot_file_keeps_every_group_out(case, monkeypatch):
     from core.ticks import TickFileError
 

@@ -1,0 +1,256 @@
+"""The batch kernel's loops compiled ahead of time: a process loads their machine code as an ordinary
+extension module instead of starting numba.
+
+numba's JIT keeps compiled code on disk, but loading it starts numba first: it imports and registers
+its typing and lowering registries (about 250 modules), 0.13 s of a warm run's 0.3 s on this
+project's bench machine, under the GIL. ``numba.pycc`` compiles the same functions (core.kernel_loops'
+``day_signals`` and ``day_exits``, with the argument types of their one JIT variant, core.compiled)
+into an extension module that imports in under a millisecond and needs no numba at run time.
+
+* Built once per checkout, numba, numpy, Python and machine (the key of the file name), into
+  ``core/__pycache__`` beside numba's own cache: ``python -m core.aot``, which a process that had to
+  load the JIT loops starts by itself, detached and at low priority, so the next process finds it.
+  One builder at a time (a file lock); the module and the file of its argument types are renamed
+  into place, the types first, so a half-built module is never loaded.
+* Needs a C compiler and setuptools (numba.pycc). Without them, in a read-only install, or with
+  ``ATMBURST_AOT=0``, the loops are numba's JIT ones, as before: the same machine code from the same
+  source, so the same trades (tested).
+* The module's wrappers do not check their arguments (a wrong dtype would read memory as another
+  type), so every call is checked here first, as numba's dispatcher types it: each argument a
+  C-contiguous ndarray of the built dtype and number of dimensions, writable where the loop writes.
+  A call that does not match goes to the JIT loop instead, which compiles a variant for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+ENV = "ATMBURST_AOT"  # "0": numba's JIT loops only
+EXPORTED = ("day_signals", "day_exits")
+FORMAT = 1  # of the module and its argument file: part of the key
+HERE = Path(__file__).resolve().parent
+SOURCES = ("kernel_loops.py", "exits.py")  # the loops, and the constant they take from core.exits
+
+
+def enabled() -> bool:
+    """Whether ahead-of-time loops may be used (``ATMBURST_AOT`` is not "0")."""
+    return os.environ.get(ENV, "1").strip() != "0"
+
+
+def module_name() -> str:
+    """This checkout's module name: the loops' sources and numba's, numpy's, Python's and the machine's
+    versions (read without importing numba)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{FORMAT}|numba=={version('numba')}|numpy=={np.__version__}|{sys.version}|"
+                            f"{platform.machine()}".encode())
+    for name in SOURCES:
+        digest.update(name.encode() + b"\0" + (HERE / name).read_bytes())
+    return f"kernel_loops_aot_{digest.hexdigest()[:24]}"
+
+
+def module_paths(folder: Path | None = None) -> tuple[Path, Path]:
+    """(the extension module, the json of its argument types) in ``folder`` (default core/__pycache__)."""
+    folder = Path(folder) if folder is not None else HERE / "__pycache__"
+    name = module_name()
+    return folder / f"{name}{importlib.machinery.EXTENSION_SUFFIXES[0]}", folder / f"{name}.json"
+
+
+class AheadOfTimeLoops:
+    """``day_signals`` and ``day_exits`` of a built module, each call checked against the argument types
+    it was built for (``argument_types``: per loop, [dtype name, dimensions, written] per argument)."""
+
+    def __init__(self, module, argument_types: dict, path: Path):
+        self.path = path
+        for name in EXPORTED:
+            expected = tuple((np.dtype(dtype), int(ndim), bool(written)) for dtype, ndim, written in argument_types[name])
+            setattr(self, name, _checked(getattr(module, name), expected, name))
+
+
+def _checked(compiled, expected: tuple, name: str):
+    """``compiled`` called only with arguments of the ``expected`` types; other calls go to the JIT loop."""
+    n = len(expected)
+
+    def call(*args):
+        if len(args) == n:
+            for value, (dtype, ndim, written) in zip(args, expected):
+                if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim:
+                    break
+                flags = value.flags
+                if not flags.c_contiguous or (written and not flags.writeable):
+                    break
+            else:
+                return compiled(*args)
+        from . import kernel_loops
+
+        return getattr(kernel_loops, name)(*args)
+
+    call.__name__ = name
+    return call
+
+
+_LOCK = threading.Lock()
+_CHOSEN: list = []  # [the loops or None], decided once per process
+
+
+def load(folder: Path | None = None) -> AheadOfTimeLoops | None:
+    """The built module's loops from ``folder`` (default core/__pycache__), or None: not built, disabled,
+    or not loadable (then the JIT loops serve)."""
+    if not enabled():
+        return None
+    try:
+        path, types_path = module_paths(folder)
+        if not path.is_file():
+            return None
+        argument_types = json.loads(types_path.read_text())
+        spec = importlib.util.spec_from_file_location(path.name.split(".")[0], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return AheadOfTimeLoops(module, argument_types, path)
+    except (OSError, ImportError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def loops() -> AheadOfTimeLoops | None:
+    """``load()``, decided once per process: a process keeps the loops it started with."""
+    with _LOCK:
+        if not _CHOSEN:
+            _CHOSEN.append(load())
+        return _CHOSEN[0]
+
+
+def build(folder: Path | None = None) -> Path | None:
+    """Compile the module into ``folder`` (default core/__pycache__) unless it is there; returns its path,
+    or None when another process is building it. Raises what numba.pycc raises (no C compiler, ...)."""
+    import shutil
+    import tempfile
+    import warnings
+
+    from filelock import FileLock, Timeout
+
+    path, types_path = module_paths(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FileLock(str(path.with_name(path.name.split(".")[0] + ".lock")), timeout=0)
+        lock.acquire()
+    except Timeout:
+        return None
+    try:
+        if path.is_file() and types_path.is_file():
+            return path
+        from numba import types
+        from numba.core.errors import NumbaPendingDeprecationWarning
+
+        from . import kernel_loops
+        from .cache import atomic_write_bytes
+        from .kernel import load_jit_loops
+
+        load_jit_loops()  # the loops' one variant each, with the argument types of every real call
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+            from numba.pycc import CC
+        scratch = Path(tempfile.mkdtemp(prefix=".aot-", dir=path.parent))
+        try:
+            compiler = CC(path.name.split(".")[0])
+            compiler.output_dir = str(scratch)
+            compiler.verbose = False
+            argument_types = {}
+            for name in EXPORTED:
+                dispatcher = getattr(kernel_loops, name)
+                (signature,) = dispatcher.nopython_signatures
+                argument_types[name] = [[str(t.dtype), t.ndim, t.mutable] if isinstance(t, types.Array)
+                                        else _unsupported(name, t) for t in signature.args]
+                compiler.export(name, signature)(dispatcher.py_func)
+            compiler.compile()
+            (built,) = scratch.glob(f"{compiler.name}*")
+            atomic_write_bytes(types_path, lambda fh: fh.write(json.dumps(argument_types).encode()))
+            os.replace(built, path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return path
+    finally:
+        lock.release()
+
+
+def _unsupported(name: str, argument_type):
+    raise TypeError(f"core.aot: {name} takes a {argument_type}; only arrays are checked before a call")
+
+
+_STARTED: list = []  # the builder this process started (kept, so it is not collected while it runs)
+
+
+def _failed_marker(path: Path) -> Path:
+    return path.with_name(path.name.split(".")[0] + ".failed")
+
+
+def build_in_background() -> None:
+    """Start ``python -m core.aot --quiet`` detached (at low priority, its output discarded), once per
+    process, when ahead-of-time loops are enabled, not built, not failed to build before for this key
+    (a note beside it: no C compiler, ...) and core/__pycache__ is writable."""
+    if not enabled() or _STARTED:
+        return
+    _STARTED.append(None)
+    try:
+        path, _ = module_paths()
+        folder = path.parent if path.parent.is_dir() else HERE
+        if path.is_file() or _failed_marker(path).is_file() or not os.access(folder, os.W_OK):
+            return
+        _STARTED[0] = subprocess.Popen([sys.executable, "-m", "core.aot", "--quiet"], cwd=HERE.parent,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+    except (OSError, ValueError, ImportError):
+        pass  # only a speed-up: the JIT loops serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.aot [--quiet] [--folder DIR]``: build this checkout's module (into DIR, default
+    core/__pycache__). Exit status 0 when it is there (or another process is building it), 1 when it
+    cannot be built: then a note beside it keeps later processes from starting builders in the
+    background until this command succeeds."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m core.aot", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--quiet", action="store_true", help="low priority, nothing printed (background builds)")
+    parser.add_argument("--folder", type=Path, default=None, help="where to build (default core/__pycache__)")
+    args = parser.parse_args(argv)
+    if args.quiet:
+        try:
+            os.nice(10)
+        except OSError:
+            pass
+    if not enabled():
+        print(f"core.aot: {ENV}=0, nothing built", file=sys.stderr)
+        return 0
+    os.environ[ENV] = "0"  # this process compiles from the JIT loops
+    failed = _failed_marker(module_paths(args.folder)[0])
+    try:
+        built = build(args.folder)
+    except Exception as error:  # no C compiler, no setuptools, ...: the JIT loops serve
+        message = f"core.aot: not built ({type(error).__name__}: {error}); numba's JIT loops serve"
+        try:
+            from .cache import atomic_write_bytes
+
+            atomic_write_bytes(failed, lambda fh: fh.write(message.encode() + b"\n"))
+        except OSError:
+            pass
+        if not args.quiet:
+            print(message, file=sys.stderr)
+        return 1
+    failed.unlink(missing_ok=True)
+    if not args.quiet:
+        print(f"core.aot: {built}" if built is not None else "core.aot: another process is building it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
