@@ -300,8 +300,9 @@ def sweep_cmd(data: Path, start: str, end: str, cache: Path, work: Path, extra: 
 
 NOTES = """## Notes on the targets (causes measured with cProfile and timers on this machine)
 
-* **The three misses in short (2026-12-05).** Each has a bound measured on this machine. Details are
-  in the bullets below.
+* **The two misses in short (2026-12-05).** Each has a bound measured on this machine. Details are
+  in the bullets below. The third, the warm first run, is met since the kernel's loops are compiled
+  ahead of time (the bullet of that name).
   - Cold run (target 1.5x). The run's CPU is 4.09 s against the floor read's 1.19 s. Spread perfectly
     over two cores, that is 1.72x before any waiting. Reading itself scales: the floor's files on two
     threads took 0.64-0.84 s of wall (1.09-1.43 s of CPU) against 0.97-1.17 s on one. What does not fit
@@ -313,12 +314,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     inside five cold runs that day: the file loads took 2.26-2.58 s of 3.18-3.56 s. Of that,
     0.41-0.59 s was writing the per-second cache, and 0.48-0.59 s was loading the 245 spot files, an
     expiry group at a time.
-  - Warm first run (target 0.25x). The again line (0.15x) plus numba's first load (0.15 s) is already
-    0.27x. That load is mostly numba's own registries: in a fresh process after importing
-    sweep.fanout, whichever loop module loads first took 0.21-0.24 s, and the other one 11-14 ms.
-    With the read buffers used again (the bullet of that name), the bench runs of 11:59 and 12:05 UTC
-    gave the again line 0.14x and the load 0.13 s, 0.25x together, and the first run 0.27x: the rest
-    is the GIL, which the main thread shares with the loading thread.
+  - Warm first run (target 0.25x), met since 5890adc. Until then, the again line (0.14-0.15x) plus
+    numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
+    registries, taken under the GIL, which the main thread shares with the loading thread; the first
+    run measured 0.27-0.29x.
   - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share. This
     was timed inside the tasks on 2026-12-05 at 0e194f7, over two runs each:
     - the first task bodies start 0.35-0.37 s after the tasks' clock starts (the driver has submitted
@@ -332,6 +331,26 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     0.32-0.45 s, but they started at 0.67-0.70 s. Ray starts the workers only when the driver connects,
     so the preloading still comes before the first task (the tasks took 2.7-2.9 s against 2.5-3.0 s
     without it, three alternating runs each).
+* **Kernel loops compiled ahead of time (2026-12-05, 14:10-15:15 UTC).** core.aot builds the batch
+  kernel's two loops with numba.pycc into an extension module (docs/engine.md), and a process loads it
+  instead of starting numba.
+  - The build took 4.5 s, and the module loads in 7.6 ms. Loading numba's loops after the engine's
+    imports took 0.22 s, now with numba's own import (0.13-0.14 s before, with numba imported first).
+  - Four alternating pairs of fresh processes, the year warm, the module against `ATMBURST_AOT=0`: the
+    first run 0.18-0.27 s against 0.33-0.42 s, the again run 0.16-0.17 s either way. In both, numba was
+    imported before the run.
+  - Bench run of 15:14 UTC at 5890adc: the warm first run 0.18 s = 0.16x (process 0.68 s against
+    0.95-0.99 s; its peak 206 MB against 311 MB, since the process no longer imports numba), again 0.14x.
+    Unchanged: cold 2.83x (CPU bound 1.74x), Ray 2 vs 1 workers 1.487x, 36 combinations in 6.7 s,
+    1,000 in 22.2 s (peak 2,141 MB PSS).
+  - Before it (at 7766cbe, 14:08 UTC): the warm first run 0.29x, cold 3.96x, Ray 1.553x.
+  - Loading the loops on a thread, before the run or at its first evaluation made no difference
+    without the module, four triples of fresh processes each: 0.30-0.47 s, 0.30-0.34 s and 0.30-0.40 s.
+    The GIL-bound work of the load and of the run adds up either way.
+  - The normalisation loops stay JIT-only: the module's wrappers hold the GIL, and a cold run's two
+    file threads run those loops with it released.
+  - The market cache's arrays were 4 bytes off 8-byte alignment in memory (a 20-byte header). Reads now
+    align them, which made no measurable difference (four alternating pairs, five again runs each).
 * **Fresh memory (2026-12-05, 09:15-10:30 UTC).** This machine is a virtual machine whose balloon
   device reports free memory to the host (bit 5 of /sys/bus/virtio/devices/virtio0/features): Linux
   hands memory freed more than 2 s ago back to the host (Documentation/mm/free_page_reporting.rst), so
@@ -862,9 +881,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"loading the loops ({label})", printed(loads[label]), [printed(r)["wall"] for r in tries_])
     module, jit = printed(loads["module"]), printed(loads["jit"])
     rows.append(("... loading the batch kernel's compiled loops alone in a fresh process after the engine's imports "
-                 "(the best of three): core.aot's module (numba not started: "
-                 f"{'no' if not module['numba'] else 'it was'}) vs numba's registries and cache (ATMBURST_AOT=0, "
-                 "as where the module is not built)",
+                 "(the best of three): core.aot's module (numba imported: "
+                 f"{'yes' if module['numba'] else 'no'}) vs numba's import, registries and cache ("
+                 "ATMBURST_AOT=0, as where the module is not built)",
                  f"{module['wall'] * 1000:.1f} ms vs {jit['wall']:.2f} s (CPU {jit['cpu']:.2f} s)",
                  f"first run - again = {info['engine_wall'] - info['again']:.2f} s; again + numba's load = "
                  f"{(info['again'] + jit['wall']) / floor['wall']:.2f}x the floor", "",
