@@ -167,9 +167,13 @@ def build(folder: Path | None = None) -> Path | None:
             argument_types = {}
             for name in EXPORTED:
                 dispatcher = getattr(kernel_loops, name)
+                if len(dispatcher.nopython_signatures) != 1:  # core.compiled: one variant per loop
+                    raise TypeError(f"core.aot: {name} has {len(dispatcher.nopython_signatures)} compiled variants "
+                                    "in this process, not one; build in a fresh process (python -m core.aot)")
                 (signature,) = dispatcher.nopython_signatures
-                argument_types[name] = [[str(t.dtype), t.ndim, t.mutable] if isinstance(t, types.Array)
-                                        else _unsupported(name, t) for t in signature.args]
+                argument_types[name] = [[str(t.dtype), t.ndim, t.mutable]
+                                        if isinstance(t, types.Array) and t.layout == "C" else _unsupported(name, t)
+                                        for t in signature.args]
                 compiler.export(name, signature)(dispatcher.py_func)
             compiler.compile()
             (built,) = scratch.glob(f"{compiler.name}*")
@@ -183,7 +187,7 @@ def build(folder: Path | None = None) -> Path | None:
 
 
 def _unsupported(name: str, argument_type):
-    raise TypeError(f"core.aot: {name} takes a {argument_type}; only arrays are checked before a call")
+    raise TypeError(f"core.aot: {name} takes a {argument_type}; only C-contiguous arrays are checked before a call")
 
 
 _STARTED: list = []  # the builder this process started (kept, so it is not collected while it runs)
