@@ -22,7 +22,6 @@ into an extension module that imports in under a millisecond and needs no numba 
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
 import json
@@ -52,11 +51,15 @@ def module_name() -> str:
     versions (read without importing numba)."""
     from importlib.metadata import version
 
-    digest = hashlib.sha256(f"{FORMAT}|numba=={version('numba')}|numpy=={np.__version__}|{sys.version}|"
-                            f"{platform.machine()}".encode())
-    for name in SOURCES:
-        digest.update(name.encode() + b"\0" + (HERE / name).read_bytes())
-    return f"kernel_loops_aot_{digest.hexdigest()[:24]}"
+    from .compiled import source_digest
+
+    header = f"{FORMAT}|numba=={version('numba')}|numpy=={np.__version__}|{sys.version}|{platform.machine()}"
+    return f"kernel_loops_aot_{source_digest(header, [(name, HERE / name) for name in SOURCES])[:24]}"
+
+
+def _stem(path: Path) -> str:
+    """The module's name: its file name without the extension suffix (which has dots of its own)."""
+    return path.name.split(".")[0]
 
 
 def module_paths(folder: Path | None = None) -> tuple[Path, Path]:
@@ -113,7 +116,7 @@ def load(folder: Path | None = None) -> AheadOfTimeLoops | None:
         if not path.is_file():
             return None
         argument_types = json.loads(types_path.read_text())
-        spec = importlib.util.spec_from_file_location(path.name.split(".")[0], path)
+        spec = importlib.util.spec_from_file_location(_stem(path), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return AheadOfTimeLoops(module, argument_types, path)
@@ -141,7 +144,7 @@ def build(folder: Path | None = None) -> Path | None:
     path, types_path = module_paths(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        lock = FileLock(str(path.with_name(path.name.split(".")[0] + ".lock")), timeout=0)
+        lock = FileLock(str(path.with_name(_stem(path) + ".lock")), timeout=0)
         lock.acquire()
     except Timeout:
         return None
@@ -161,7 +164,7 @@ def build(folder: Path | None = None) -> Path | None:
             from numba.pycc import CC
         scratch = Path(tempfile.mkdtemp(prefix=".aot-", dir=path.parent))
         try:
-            compiler = CC(path.name.split(".")[0])
+            compiler = CC(_stem(path))
             compiler.output_dir = str(scratch)
             compiler.verbose = False
             argument_types = {}
@@ -194,7 +197,7 @@ _STARTED: list = []  # the builder this process started (kept, so it is not coll
 
 
 def _failed_marker(path: Path) -> Path:
-    return path.with_name(path.name.split(".")[0] + ".failed")
+    return path.with_name(_stem(path) + ".failed")
 
 
 def build_in_background() -> None:
@@ -235,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     if not enabled():
         print(f"core.aot: {ENV}=0, nothing built", file=sys.stderr)
         return 0
-    os.environ[ENV] = "0"  # this process compiles from the JIT loops
     failed = _failed_marker(module_paths(args.folder)[0])
     try:
         built = build(args.folder)

@@ -34,11 +34,16 @@ def _loops_key() -> str:
     numba's and Python's versions (read without importing numba)."""
     from importlib.metadata import version
 
-    digest = hashlib.sha256(f"numba=={version('numba')}|{sys.version}".encode())
-    for name in LOOP_MODULES:
-        path = Path(__file__).with_name(f"{name}.py")
-        digest.update(str(path).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:32]
+    paths = [Path(__file__).with_name(f"{name}.py") for name in LOOP_MODULES]
+    return source_digest(f"numba=={version('numba')}|{sys.version}", [(str(path), path) for path in paths])[:32]
+
+
+def source_digest(header: str, files: list[tuple[str, Path]]) -> str:
+    """The sha256 (hex) of ``header`` and of each (label, file)'s label and bytes: a key of compiled code."""
+    digest = hashlib.sha256(header.encode())
+    for label, path in files:
+        digest.update(label.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _marker(cache_dir: Path) -> Path:
