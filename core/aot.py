@@ -1,11 +1,14 @@
-"""The batch kernel's loops compiled ahead of time: a process loads their machine code as an ordinary
-extension module instead of starting numba.
+"""The compiled loops ahead of time: a process loads their machine code as an ordinary extension
+module instead of starting numba.
 
 numba's JIT keeps compiled code on disk, but loading it starts numba first: it imports and registers
 its typing and lowering registries (about 250 modules), 0.13 s of a warm run's 0.3 s on this
-project's bench machine, under the GIL. ``numba.pycc`` compiles the same functions (core.kernel_loops'
-``day_signals`` and ``day_exits``, with the argument types of their one JIT variant, core.compiled)
-into an extension module that imports in under a millisecond and needs no numba at run time.
+project's bench machine, under the GIL, and again in every Ray worker. ``numba.pycc`` compiles the
+same functions (the batch kernel's ``day_signals`` and ``day_exits``, core.kernel_loops, and
+normalisation's ``file_seconds``, ``aggregate_rows`` and ``ist_instants``, core.ticks_loops; each with
+the argument types of its one JIT variant, core.compiled) into an extension module that imports in
+under a millisecond and needs no numba at run time. Like the JIT loops (``nogil=True``), its functions
+release the GIL while they run, so a loader's file threads still normalise files in parallel.
 
 * Built once per checkout, numba, numpy, Python and machine (the key of the file name), into
   ``core/__pycache__`` beside numba's own cache: ``python -m core.aot``, which a process that had to
@@ -16,8 +19,9 @@ into an extension module that imports in under a millisecond and needs no numba 
   ``ATMBURST_AOT=0``, the loops are numba's JIT ones, as before: the same machine code from the same
   source, so the same trades (tested).
 * The module's wrappers do not check their arguments (a wrong dtype would read memory as another
-  type), so every call is checked here first, as numba's dispatcher types it: each argument a
-  C-contiguous ndarray of the built dtype and number of dimensions, writable where the loop writes.
+  type), so every call is checked here first, as numba's dispatcher types it: each array argument a
+  C-contiguous ndarray of the built dtype and number of dimensions, writable where the loop writes;
+  each integer a Python or numpy int64 within int64's range, each float a Python or numpy float64.
   A call that does not match goes to the JIT loop instead, which compiles a variant for it.
 """
 from __future__ import annotations
@@ -35,10 +39,14 @@ from pathlib import Path
 import numpy as np
 
 ENV = "ATMBURST_AOT"  # "0": numba's JIT loops only
-EXPORTED = ("day_signals", "day_exits")
-FORMAT = 1  # of the module and its argument file: part of the key
+EXPORTED = {"day_signals": "kernel_loops", "day_exits": "kernel_loops", "file_seconds": "ticks_loops",
+            "aggregate_rows": "ticks_loops", "ist_instants": "ticks_loops"}  # loop -> its JIT module in core
+FORMAT = 2  # of the module and its argument file: part of the key
 HERE = Path(__file__).resolve().parent
-SOURCES = ("kernel_loops.py", "exits.py")  # the loops, and the constant they take from core.exits
+# the loops, and the modules they take constants from (core.exits, core.ticks)
+SOURCES = ("kernel_loops.py", "exits.py", "ticks_loops.py", "ticks.py")
+SCALAR = 0  # the dimensions written for a scalar argument
+INT64_RANGE = (-2 ** 63, 2 ** 63)
 
 
 def enabled() -> bool:
@@ -54,7 +62,7 @@ def module_name() -> str:
     from .compiled import source_digest
 
     header = f"{FORMAT}|numba=={version('numba')}|numpy=={np.__version__}|{sys.version}|{platform.machine()}"
-    return f"kernel_loops_aot_{source_digest(header, [(name, HERE / name) for name in SOURCES])[:24]}"
+    return f"atmburst_loops_{source_digest(header, [(name, HERE / name) for name in SOURCES])[:24]}"
 
 
 def _stem(path: Path) -> str:
@@ -70,8 +78,8 @@ def module_paths(folder: Path | None = None) -> tuple[Path, Path]:
 
 
 class AheadOfTimeLoops:
-    """``day_signals`` and ``day_exits`` of a built module, each call checked against the argument types
-    it was built for (``argument_types``: per loop, [dtype name, dimensions, written] per argument)."""
+    """The loops of a built module (``EXPORTED``), each call checked against the argument types it was
+    built for (``argument_types``: per loop, [dtype name, dimensions (0: a scalar), written] per argument)."""
 
     def __init__(self, module, argument_types: dict, path: Path):
         self.path = path
@@ -80,26 +88,35 @@ class AheadOfTimeLoops:
             setattr(self, name, _checked(getattr(module, name), expected, name))
 
 
+def _matches(value, dtype: np.dtype, ndim: int, written: bool) -> bool:
+    """Whether numba's dispatcher would type ``value`` as the built argument (see the module's docstring)."""
+    if ndim == SCALAR:
+        if dtype == np.int64:
+            return (type(value) is int and INT64_RANGE[0] <= value < INT64_RANGE[1]) or type(value) is np.int64
+        return type(value) is float or type(value) is np.float64  # the build refuses other scalar types
+    if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim:
+        return False
+    flags = value.flags
+    return flags.c_contiguous and (flags.writeable or not written)
+
+
 def _checked(compiled, expected: tuple, name: str):
     """``compiled`` called only with arguments of the ``expected`` types; other calls go to the JIT loop."""
     n = len(expected)
 
     def call(*args):
-        if len(args) == n:
-            for value, (dtype, ndim, written) in zip(args, expected):
-                if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim:
-                    break
-                flags = value.flags
-                if not flags.c_contiguous or (written and not flags.writeable):
-                    break
-            else:
-                return compiled(*args)
-        from . import kernel_loops
-
-        return getattr(kernel_loops, name)(*args)
+        if len(args) == n and all(_matches(value, *types) for value, types in zip(args, expected)):
+            return compiled(*args)
+        return getattr(jit_module(name), name)(*args)
 
     call.__name__ = name
     return call
+
+
+def jit_module(name: str):
+    """The module of numba's JIT loop ``name`` (core.kernel_loops or core.ticks_loops; importing it
+    imports numba)."""
+    return importlib.import_module(f"{__package__}.{EXPORTED[name]}")
 
 
 _LOCK = threading.Lock()
@@ -132,12 +149,22 @@ def loops() -> AheadOfTimeLoops | None:
         return _CHOSEN[0]
 
 
+def serving(jit_module_name: str):
+    """What a step calls its loops on: the built module's loops when it is loaded (``loops()``), else the
+    JIT module ``jit_module_name`` of core, imported on first use (numba costs a fraction of a second to
+    start, which a command that stops on a config error should not pay)."""
+    built = loops()
+    if built is not None:
+        return built
+    return importlib.import_module(f"{__package__}.{jit_module_name}")
+
+
 def build(folder: Path | None = None) -> Path | None:
     """Compile the module into ``folder`` (default core/__pycache__) unless it is there; returns its path,
-    or None when another process is building it. Raises what numba.pycc raises (no C compiler, ...)."""
+    or None when another process is building it. Pins this process to numba's JIT loops (they are what
+    it compiles). Raises what numba.pycc raises (no C compiler, ...)."""
     import shutil
     import tempfile
-    import warnings
 
     from filelock import FileLock, Timeout
 
@@ -151,35 +178,17 @@ def build(folder: Path | None = None) -> Path | None:
     try:
         if path.is_file() and types_path.is_file():
             return path
-        from numba import types
-        from numba.core.errors import NumbaPendingDeprecationWarning
-
-        from . import kernel_loops
+        with _LOCK:
+            _CHOSEN[:] = [None]  # this process's steps call numba's loops, so each compiles its one variant
         from .cache import atomic_write_bytes
         from .kernel import load_jit_loops
+        from .ticks import load_jit_loops as load_normalisation_jit_loops
 
-        load_jit_loops()  # the loops' one variant each, with the argument types of every real call
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-            from numba.pycc import CC
+        load_jit_loops()  # each loop's one variant, with the argument types of every real call
+        load_normalisation_jit_loops()
         scratch = Path(tempfile.mkdtemp(prefix=".aot-", dir=path.parent))
         try:
-            compiler = CC(_stem(path))
-            compiler.output_dir = str(scratch)
-            compiler.verbose = False
-            argument_types = {}
-            for name in EXPORTED:
-                dispatcher = getattr(kernel_loops, name)
-                if len(dispatcher.nopython_signatures) != 1:  # core.compiled: one variant per loop
-                    raise TypeError(f"core.aot: {name} has {len(dispatcher.nopython_signatures)} compiled variants "
-                                    "in this process, not one; build in a fresh process (python -m core.aot)")
-                (signature,) = dispatcher.nopython_signatures
-                argument_types[name] = [[str(t.dtype), t.ndim, t.mutable]
-                                        if isinstance(t, types.Array) and t.layout == "C" else _unsupported(name, t)
-                                        for t in signature.args]
-                compiler.export(name, signature)(dispatcher.py_func)
-            compiler.compile()
-            (built,) = scratch.glob(f"{compiler.name}*")
+            built, argument_types = _compile(_stem(path), scratch)
             atomic_write_bytes(types_path, lambda fh: fh.write(json.dumps(argument_types).encode()))
             os.replace(built, path)
         finally:
@@ -189,8 +198,55 @@ def build(folder: Path | None = None) -> Path | None:
         lock.release()
 
 
-def _unsupported(name: str, argument_type):
-    raise TypeError(f"core.aot: {name} takes a {argument_type}; only C-contiguous arrays are checked before a call")
+def _compile(name: str, scratch: Path) -> tuple[Path, dict]:
+    """numba.pycc's module ``name`` of every exported loop's one JIT variant, built in ``scratch``, its
+    functions releasing the GIL as the JIT loops do; returns (its file, the argument types to check)."""
+    import warnings
+    from unittest import mock
+
+    import numba.pycc.compiler
+    from numba import types
+    from numba.core.compiler import Flags
+    from numba.core.errors import NumbaPendingDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        from numba.pycc import CC
+
+    class ReleasingGil(Flags):  # pycc compiles with default flags; its wrappers then keep the GIL
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    compiler = CC(name)
+    compiler.output_dir = str(scratch)
+    compiler.verbose = False
+    argument_types = {}
+    for loop in EXPORTED:
+        dispatcher = getattr(jit_module(loop), loop)
+        if not dispatcher.targetoptions.get("nogil"):
+            raise TypeError(f"core.aot: {loop} is compiled without nogil=True; the module releases the GIL "
+                            "in every loop, so mark it nogil")
+        if len(dispatcher.nopython_signatures) != 1:  # core.compiled: one variant per loop
+            raise TypeError(f"core.aot: {loop} has {len(dispatcher.nopython_signatures)} compiled variants "
+                            "in this process, not one; build in a fresh process (python -m core.aot)")
+        (signature,) = dispatcher.nopython_signatures
+        argument_types[loop] = [_argument_type(loop, t, types) for t in signature.args]
+        compiler.export(loop, signature)(dispatcher.py_func)
+    with mock.patch.object(numba.pycc.compiler, "Flags", ReleasingGil):
+        compiler.compile()
+    (built,) = scratch.glob(f"{name}*")
+    return built, argument_types
+
+
+def _argument_type(loop: str, argument_type, types) -> list:
+    """[dtype name, dimensions (0: a scalar), written] of one argument that calls can be checked against."""
+    if isinstance(argument_type, types.Array) and argument_type.layout == "C":
+        return [str(argument_type.dtype), argument_type.ndim, argument_type.mutable]
+    if argument_type in (types.int64, types.float64):
+        return [str(argument_type), SCALAR, False]
+    raise TypeError(f"core.aot: {loop} takes a {argument_type}; only C-contiguous arrays, int64 and float64 "
+                    "are checked before a call")
 
 
 _STARTED: list = []  # the builder this process started (kept, so it is not collected while it runs)
@@ -259,4 +315,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from core import aot  # run as core.aot, not __main__: the steps consult core.aot's choice of loops
+
+    sys.exit(aot.main())

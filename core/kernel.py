@@ -34,17 +34,11 @@ EPOCH = dt.date(1970, 1, 1)
 
 
 def _loops():
-    """The compiled loops: the ahead-of-time module (core.aot) when it is built, else numba's JIT loops
-    (core.kernel_loops), imported on first use: numba costs a fraction of a second to start, which a
-    command that stops on a config error should not pay."""
+    """The compiled loops: core.aot's module when it is built, else numba's JIT loops (core.kernel_loops),
+    imported on first use."""
     from . import aot
 
-    built = aot.loops()
-    if built is not None:
-        return built
-    from . import kernel_loops
-
-    return kernel_loops
+    return aot.serving("kernel_loops")
 
 
 _LOADING = None  # the thread loading the compiled loops: started once per process

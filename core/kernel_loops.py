@@ -3,7 +3,8 @@ and its exits (``day_exits``), for a batch of strategies at once.
 
 Written as plain loops over float64 arrays with the comparisons of strategy.md in their order and
 numpy's float semantics (np.maximum's NaN, the same operand order), so they give the same results as
-the plain-loop reference; numba compiles them (cached on disk, no fastmath).
+the plain-loop reference; numba compiles them (cached on disk, no fastmath, releasing the GIL as
+core.aot's module of them does).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ PREFILTER = 1.0 - 1e-9  # a bar can only hold an exact hit where its ratio excee
 FIRST_SEGMENT = 240  # bars of a window searched first; later segments double (most first signals come early)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def window_sums(volume_bars, volume_cum, start, stop, burst_secs, avg_secs, burst, base_sum):  # pragma: no cover
     """B(s) and S(s) of one sparse series for the bars s in [start, stop) (start >= burst + avg - 1), into
     ``burst`` and ``base_sum``: the same entries of ``volume_cum`` as core.signal.burst_and_baseline,
@@ -37,7 +38,7 @@ def window_sums(volume_bars, volume_cum, start, stop, burst_secs, avg_secs, burs
         base_sum[i] = volume_cum[mid] - volume_cum[low]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_signals(burst, base_sum, trend, wants_up, rank, best_ratio, running_max, class_of, multipliers,
                    min_volumes, filters, avg_secs, burst_secs):  # pragma: no cover - compiled
     """Per strategy: (index of the first bar with a qualifying burst or -1, chosen candidate)."""
@@ -83,13 +84,13 @@ def first_signals(burst, base_sum, trend, wants_up, rank, best_ratio, running_ma
     return out_bar, out_cand
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _maximum(a, b):  # pragma: no cover - compiled
     """np.maximum of two floats: NaN if either is NaN, else the larger (``a`` on a tie)."""
     return a if (a >= b or a != a) else b
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def day_signals(spot, win_start, win_end, win_hour_open, win_cand_off, win_cands, win_rank, cand_is_ce,
                 volume_bars, volume_bars_off, volume_cum, volume_cum_off, price_bars, price_bars_off, prices,
                 prices_off, family_burst, family_avg, family_members, family_off, class_long, class_filter,
@@ -178,7 +179,7 @@ def day_signals(spot, win_start, win_end, win_hour_open, win_cand_off, win_cands
                 start, length = stop, 2 * length
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def day_exits(spot, win_end, cand_is_ce, price_bars, price_bars_off, prices, prices_off, entry, cand, entry_opt,
               entry_spot, delta_used, sign, option_close, max_hold, stops, trails, activations, targets,
               out_exit_bar, out_reason, out_exit_opt, out_pnl):  # pragma: no cover - compiled
@@ -240,7 +241,7 @@ def day_exits(spot, win_end, cand_is_ce, price_bars, price_bars_off, prices, pri
                 out_pnl[w, j] = pnl[idx]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def exit_of(pnl, peak, entry_opt, last, stop, trail, activation_pct, target):  # pragma: no cover - compiled
     """(index of the exit bar on the path, reason code into core.kernel.REASONS) of one exit setting:
     the first bar t in 1..last hitting the stop, else the trail, else the target; time at ``last``."""

@@ -22,6 +22,7 @@ from .compiled import import_numba_without_blas_probe, read_only
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 IST_OFFSET_NS = 19_800 * NS  # Asia/Kolkata is UTC+05:30, without DST since 1945
+FUSED_OK, FUSED_DECLINED = 0, 1  # the status of core.ticks_loops.file_seconds
 FIXED_OFFSETS_NS = {"Asia/Kolkata": IST_OFFSET_NS, "Asia/Calcutta": IST_OFFSET_NS, "UTC": 0, "Etc/UTC": 0}
 UNIT_NS = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
@@ -186,10 +187,8 @@ def prepare_rows(table: pa.Table, naive_timezone: str, has_volume: bool) -> Tick
         vol_null, volume = np.zeros(n, bool), np.zeros(n)
     fast = _plain_timestamps(table.column("timestamp"), naive_timezone) if n else None
     if fast is not None:  # the usual file: one compiled pass (no nulls to drop; order checked on the way)
-        from .ticks_loops import ist_instants
-
         raw, unit, shift = fast
-        ist_ns, n_epoch_zero, ascending = ist_instants(read_only(raw), unit, shift, IST_OFFSET_NS)
+        ist_ns, n_epoch_zero, ascending = _loops().ist_instants(read_only(raw), unit, shift, IST_OFFSET_NS)
         if not n_epoch_zero:
             file_counts = {"null_timestamp": 0, "epoch_zero_timestamp": 0}
             if not ascending:
@@ -284,9 +283,7 @@ def days_seconds(rows: TickRows, days: Iterable[int]) -> dict[int, Seconds]:
     wanted = np.asarray(days, np.int64)
     dup = _duplicates(ist_ns, close, volume, vol_null)
     counts = np.zeros((len(days), len(_COUNT_KINDS)), np.int64)
-    from .ticks_loops import aggregate_rows  # numba: imported on the first file read, not by a warm run
-
-    every = Seconds(*aggregate_rows(ist_ns, read_only(close), read_only(volume), vol_null, dup, wanted, counts))
+    every = Seconds(*_loops().aggregate_rows(*map(read_only, (ist_ns, close, volume, vol_null, dup, wanted)), counts))
     return _split_days(every, days, counts)
 
 
@@ -355,11 +352,9 @@ def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, day
         wanted = np.arange(first, last + 1, dtype=np.int64)
     else:
         wanted = np.array(sorted({int(d) for d in days}), np.int64)
-    from .ticks_loops import FUSED_OK, file_seconds  # numba: imported on the first file read
-
     counts = np.zeros((len(wanted), len(_COUNT_KINDS)), np.int64)
     close = _float_column(table.column("close"), np.nan)
-    status, every_day, *columns = file_seconds(read_only(raw), unit, shift, IST_OFFSET_NS, read_only(close),
+    status, every_day, *columns = _loops().file_seconds(read_only(raw), unit, shift, IST_OFFSET_NS, read_only(close),
                                                read_only(volume), read_only(wanted), counts)
     if status != FUSED_OK:
         return None
@@ -374,8 +369,27 @@ def normalise_ticks(table: pa.Table, naive_timezone: str, has_volume: bool) -> S
     return merge_seconds(list(file_days(table, naive_timezone, has_volume).seconds.values()))
 
 
+def _loops():
+    """The compiled loops of normalisation: core.aot's module when it is built, else numba's JIT loops
+    (core.ticks_loops, imported on the first file read, not by a warm run)."""
+    from . import aot
+
+    return aot.serving("ticks_loops")
+
+
 def load_loops() -> None:
-    """Compile or load the compiled loops of normalisation (core.ticks_loops, from numba's on-disk cache)
+    """Load the compiled loops of normalisation: core.aot's module when it is built; else numba's JIT
+    loops (``load_jit_loops``), after which a builder of the module is started for the next process."""
+    from . import aot
+
+    if aot.loops() is not None:
+        return
+    load_jit_loops()
+    aot.build_in_background()
+
+
+def load_jit_loops() -> None:
+    """Compile or load numba's JIT loops of normalisation (core.ticks_loops, from numba's on-disk cache)
     by normalising two ticks of the usual file (one second apart, in a fixed-offset zone, with integer
     volume) both ways, the one compiled pass and the general path: their arguments have the types of
     every real call."""

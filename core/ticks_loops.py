@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .ticks import DAY_NS, NS
+from .ticks import DAY_NS, FUSED_DECLINED, FUSED_OK, NS
 
 PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 # columns of the per-day counts, in core.ticks._COUNT_KINDS order
@@ -142,7 +142,6 @@ def ist_instants(raw, scale, utc_shift, ist_offset):  # pragma: no cover - compi
 
 EXACT_INT = 2 ** 53  # integers up to this size convert to float64 exactly (pyarrow's safe cast refuses larger ones)
 MAX_TIE_RUN = 256  # rows at one instant compared for duplicates at most; longer runs go the general way
-FUSED_OK, FUSED_DECLINED = 0, 1
 
 
 @njit(cache=True, nogil=True)

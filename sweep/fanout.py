@@ -168,15 +168,17 @@ def _prepare_local_workers(cfgs: list[RunConfig]) -> None:
     the sessions of every date range into the shared cache folder (``_cache_sessions``), and numba's
     compiled loops loaded, which in a fresh checkout compiles them into numba's on-disk cache once instead
     of in every worker at the same time. Once a command has done that for this checkout
-    (core.compiled.loops_compiled_before), the driver skips it: loading them here only took CPU from
+    (core.compiled.loops_compiled_before), or when core.aot's module of the loops is built (then no
+    process starts numba), the driver skips it: loading them here only took CPU from
     Ray's start (about 0.9 s of CPU; Ray's start 0.6-0.9 s shorter on two cores), since each worker
     loads them for itself anyway."""
+    from core import aot
     from core.compiled import loops_compiled_before, mark_loops_compiled
     from core.ticks import load_loops as load_normalisation_loops
 
     _cache_sessions(cfgs)
     cache_dir = cfgs[0].cache_dir if cfgs else None
-    if loops_compiled_before(cache_dir):
+    if aot.loops() is not None or loops_compiled_before(cache_dir):
         return
     load_loops_in_background().join()
     load_normalisation_loops()

@@ -1,6 +1,6 @@
-"""The batch kernel's loops compiled ahead of time (core.aot): the same trades as numba's JIT loops,
-calls checked before they reach machine code that checks nothing, builders started only where they
-can help, and a warm run that starts no numba at all."""
+"""The compiled loops ahead of time (core.aot): the same trades and per-second aggregates as numba's JIT
+loops, calls checked before they reach machine code that checks nothing, the GIL released while they
+run, builders started only where they can help, and runs, cold or warm, that start no numba at all."""
 from __future__ import annotations
 
 import functools
@@ -17,8 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pyarrow as pa
+
 from core import aot, kernel
+from core.compiled import read_only
 from core.config import default_strategy
+from core.ticks import IST_OFFSET_NS
 from tests.test_kernel import _markets, strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +120,148 @@ def test_calls_that_do_not_match_the_built_types_go_to_the_jit_loops(monkeypatch
     assert sent == ["exits"] * 4 + ["signals"]
 
 
+def test_scalar_arguments_are_checked_as_numba_types_them(monkeypatch):
+    """An int64 argument takes a Python int within int64's range or a numpy int64; a float, a numpy int32,
+    a bool or a Python int beyond int64 goes to the JIT loop (which types it, or refuses it)."""
+    import core.ticks_loops as ticks_loops
+
+    loops = _loops()
+    sent: list = []
+    monkeypatch.setattr(ticks_loops, "ist_instants", lambda *args: sent.append(args[1]))
+    raw = read_only(np.array([1_719_800_000, 1_719_800_001], np.int64))
+    for unit in (10**9, np.int64(10**9)):
+        ist, epoch_zero, ascending = loops.ist_instants(raw, unit, 0, IST_OFFSET_NS)
+        assert ist.tolist() == [r * 10**9 + IST_OFFSET_NS for r in raw.tolist()] and (epoch_zero, ascending) == (0, True)
+    assert sent == []
+    for unit in (1e9, np.int32(1), True, 2**63):
+        loops.ist_instants(raw, unit, 0, IST_OFFSET_NS)
+    assert [type(value) for value in sent] == [float, np.int32, bool, int]
+
+
+def _tick_table(data) -> tuple[pa.Table, str, bool, list | None]:
+    """A tick file as a vendor might write it (see test_normalise): any unit and zone, ties, duplicates,
+    bad prices and volumes, null volumes now and then, rows out of order or near the epoch; with the
+    zone naive timestamps are read in, whether it has volume, and the days asked for."""
+    n = data.draw(st.integers(1, 80))
+    unit = data.draw(st.sampled_from(["s", "ms", "us", "ns"]))
+    tz = data.draw(st.sampled_from(["Asia/Kolkata", "UTC", None]))
+    naive = data.draw(st.sampled_from(["Asia/Kolkata", "UTC", "America/New_York"]))
+    per_unit = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    choices = data.draw(st.lists(st.integers(0, 3 * 86_400 * per_unit), min_size=1, max_size=10))
+    raw = sorted(1_719_800_000 * per_unit + data.draw(st.sampled_from(choices)) for _ in range(n))
+    unusual = data.draw(st.sampled_from(["none"] * 4 + ["unsorted", "epoch", "null volume", "float volume"]))
+    if unusual == "unsorted":
+        raw = raw[::-1]
+    if unusual == "epoch":
+        raw[data.draw(st.integers(0, n - 1))] = 0
+    close = data.draw(st.lists(st.sampled_from([100.0, 100.05, 0.0, -1.0, float("nan"), 99.95]), min_size=n, max_size=n))
+    volume = data.draw(st.lists(st.sampled_from([0, 1, 2, -3, 7]), min_size=n, max_size=n))
+    if unusual == "null volume":
+        volume_column = pa.array([None if k % 3 == 0 else v for k, v in enumerate(volume)], pa.int64())
+    elif unusual == "float volume":
+        volume_column = pa.array([v + 0.5 for v in volume], pa.float64())
+    else:
+        volume_column = pa.array(volume, pa.int64())
+    has_volume = data.draw(st.booleans())
+    columns = {"timestamp": pa.array(raw, pa.int64()).cast(pa.timestamp(unit, tz=tz)), "close": pa.array(close)}
+    if has_volume:
+        columns["vol_delta"] = volume_column
+    days = data.draw(st.sampled_from([None, "every other"]))
+    return pa.table(columns), naive, has_volume, days
+
+
+def _normalised(table: pa.Table, naive: str, has_volume: bool, days) -> list:
+    """Everything ``file_days`` gives, as bytes and values, by the compiled pass where it applies and by the
+    general path (prepare_rows, then days_seconds)."""
+    import core.ticks as ticks
+
+    every = sorted(ticks.file_days(table, naive, has_volume).days)
+    wanted = every[::2] if days == "every other" else None
+    out = []
+    for path in ("as chosen", "general"):
+        fused = ticks._file_days_fused
+        if path == "general":
+            ticks._file_days_fused = lambda *args: None
+        try:
+            got = ticks.file_days(table, naive, has_volume, wanted)
+        finally:
+            ticks._file_days_fused = fused
+        out.append((sorted(got.days), got.file_counts, {day: ([getattr(s, name).tobytes() for name in
+                    ("second", "volume", "ticks", "close", "close_ns")], s.counts) for day, s in got.seconds.items()}))
+    return out
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_normalisation_through_the_module_equals_numbas_jit_loops(data, monkeypatch_loops):
+    """Tick files through the module's ``file_seconds``, ``ist_instants`` and ``aggregate_rows`` give the
+    per-second aggregates and counts of numba's JIT loops bit for bit, and the module's own code ran (a
+    call sent to numba's loops fails the test)."""
+    table, naive, has_volume, days = _tick_table(data)
+    monkeypatch_loops(None)
+    jit = _normalised(table, naive, has_volume, days)
+    monkeypatch_loops(_loops(), refuse_jit=True)
+    assert _normalised(table, naive, has_volume, days) == jit
+
+
+@pytest.fixture
+def monkeypatch_loops(monkeypatch):
+    """Set the loops this process serves (core.aot.serving): the module's, or None for numba's JIT loops;
+    with ``refuse_jit``, any call of numba's normalisation loops fails the test."""
+    import core.ticks_loops as ticks_loops
+
+    originals = {name: getattr(ticks_loops, name) for name in ("file_seconds", "ist_instants", "aggregate_rows")}
+
+    def refused(*args):
+        raise AssertionError("a call of the built loops went to numba's JIT loop")
+
+    def choose(loops, refuse_jit=False):
+        monkeypatch.setattr(aot, "_CHOSEN", [loops])
+        for name, loop in originals.items():
+            monkeypatch.setattr(ticks_loops, name, refused if refuse_jit else loop)
+
+    return choose
+
+
+def test_the_modules_loops_release_the_gil():
+    """While the module's ``file_seconds`` runs on a 4-million-row file, another Python thread keeps
+    running: the longest pause between its steps is a small part of the call, not the whole call (as it
+    is when a wrapper keeps the GIL)."""
+    import threading
+    import time
+
+    loops = _loops()
+    n = 4_000_000
+    raw = read_only(np.arange(n, dtype=np.int64) * 1_000 + 1_700_000_000_000_000_000)
+    wanted = read_only(np.arange(19_675, 19_677, dtype=np.int64))
+    arguments = (raw, 1, 0, IST_OFFSET_NS, read_only(np.full(n, 100.0)), read_only(np.ones(n, np.int64)), wanted)
+    stamps: list[float] = []
+    running = threading.Event()
+    running.set()
+
+    def step():
+        while running.is_set():
+            stamps.append(time.perf_counter())
+
+    other = threading.Thread(target=step)
+    other.start()
+    try:
+        time.sleep(0.05)
+        calls = []
+        for _ in range(3):
+            begun = time.perf_counter()
+            status = loops.file_seconds(*arguments, np.zeros((2, 5), np.int64))[0]
+            calls.append((begun, time.perf_counter()))
+            assert status == 0
+    finally:
+        running.clear()
+        other.join()
+    for begun, ended in calls:
+        inside = np.array([begun] + [t for t in stamps if begun <= t <= ended] + [ended])
+        assert np.diff(inside).max() < 0.5 * (ended - begun), (ended - begun, np.diff(inside).max())
+
+
 def test_loading_is_refused_when_disabled_or_not_built(tmp_path, monkeypatch):
     assert aot.load(tmp_path) is None  # nothing built there
     _built_folder()
@@ -166,26 +312,29 @@ def test_a_build_that_fails_leaves_a_note_and_the_next_build_clears_it(tmp_path)
     assert json.loads(aot.module_paths(tmp_path)[1].read_text()).keys() == set(aot.EXPORTED)
 
 
-def test_a_warm_run_with_the_module_built_starts_no_numba(regression, tmp_path):
-    """What the module is for: a process whose markets come from the market cache evaluates them without
-    importing numba, and trades exactly as a process that uses numba's JIT loops."""
+def test_runs_with_the_module_built_start_no_numba(regression, tmp_path):
+    """What the module is for: a process that normalises tick files (a cold run) or reads its markets from
+    the market cache (a warm run) does it without importing numba, and trades exactly as a process that
+    uses numba's JIT loops."""
     import os
 
     assert _build().returncode == 0  # this checkout's module, where runs look for it
-    cfg = json.dumps(regression.config(cache_dir=str(tmp_path / "cache")))
-    code = ("import hashlib, json, sys; from core import run_backtest; "
-            f"r = run_backtest(json.loads({cfg!r})); "
-            "print(json.dumps([hashlib.sha256(r.trades.to_csv().encode()).hexdigest(), len(r.trades), "
-            "sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'llvmlite'})]))")
 
-    def run(**env):
+    def run(cache: str, **env):
+        cfg = json.dumps(regression.config(cache_dir=str(tmp_path / cache)))
+        code = ("import hashlib, json, sys; from core import run_backtest; "
+                f"r = run_backtest(json.loads({cfg!r})); "
+                "print(json.dumps([hashlib.sha256(r.trades.to_csv().encode()).hexdigest(), len(r.trades), "
+                "json.dumps(r.health, sort_keys=True, default=str), "
+                "sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'llvmlite'})]))")
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                               env={**os.environ, **env})
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.splitlines()[-1])
 
-    cold = run()  # builds the caches (normalising ticks starts numba)
-    warm, jit = run(), run(ATMBURST_AOT="0")
-    assert cold[1] > 0 and cold[2] == ["llvmlite", "numba"]
-    assert warm == [cold[0], cold[1], []]
-    assert jit == [cold[0], cold[1], ["llvmlite", "numba"]]
+    cold, warm = run("module"), run("module")
+    jit_cold, jit_warm = run("jit", ATMBURST_AOT="0"), run("jit", ATMBURST_AOT="0")
+    assert cold[1] > 0 and cold[3] == [] and warm[3] == []
+    assert jit_cold[3] == jit_warm[3] == ["llvmlite", "numba"]
+    assert cold[:2] == warm[:2] == jit_cold[:2] == jit_warm[:2]
+    assert cold[2] == jit_cold[2]  # the data health of normalising the files, counted the same

@@ -88,7 +88,8 @@ def test_a_driver_loads_the_compiled_loops_only_until_a_command_has_done_it(tmp_
     """sweep.fanout's driver loads (in a fresh checkout: compiles) the loops while Ray starts, once per
     checkout and cache folder: afterwards its workers load them from numba's cache and the driver leaves
     them alone. The note is keyed by the loops' sources and the numba and Python versions, and is not
-    trusted without a cache folder or with numba's cache elsewhere (NUMBA_CACHE_DIR)."""
+    trusted without a cache folder or with numba's cache elsewhere (NUMBA_CACHE_DIR). Where core.aot's
+    module serves the loops, the driver loads nothing."""
     from types import SimpleNamespace
 
     import core.compiled as compiled
@@ -96,6 +97,9 @@ def test_a_driver_loads_the_compiled_loops_only_until_a_command_has_done_it(tmp_
     from core.kernel import load_loops
     from core.ticks import load_loops as load_normalisation_loops
 
+    from core import aot
+
+    monkeypatch.setattr(aot, "_CHOSEN", [None])  # numba's loops serve (core.aot's module not loaded)
     load_loops()
     load_normalisation_loops()  # numba's cache files of both modules exist, as after any run
     cfg = SimpleNamespace(cache_dir=tmp_path / "cache")  # what the driver reads of a combination's config
@@ -118,6 +122,10 @@ def test_a_driver_loads_the_compiled_loops_only_until_a_command_has_done_it(tmp_
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(compiled.sys, "version", "another Python")
     assert not compiled.loops_compiled_before(cfg.cache_dir)
+    monkeypatch.setattr(aot, "_CHOSEN", [object()])  # core.aot's module serves: no process starts numba
+    fresh = SimpleNamespace(cache_dir=tmp_path / "another cache")
+    fanout._prepare_local_workers([fresh])
+    assert loaded == ["kernel"] and not compiled.loops_compiled_before(fresh.cache_dir)
 
 
 def test_loading_the_loops_skips_numbas_blas_probe_and_leaves_scipy_importable():
