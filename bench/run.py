@@ -318,8 +318,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
     registries, taken under the GIL, which the main thread shares with the loading thread; the first
     run measured 0.27-0.29x.
-  - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share. This
-    was timed inside the tasks on 2026-12-05 at 0e194f7, over two runs each:
+  - Ray, 2 workers vs 1 (target 1.7x). Each worker pays a start that a second worker cannot share.
+    Since c5da199 that start no longer includes numba's (the normalisation loops compiled ahead of
+    time, the bullet below): by hand, two rounds each way, 1.69x and 1.78x with the module against
+    1.63x and 1.68x without; the bench run of 18:28 UTC, on a slow hour, 1.561x (6.4 s vs 4.1 s, the
+    1-worker runs 6.4-8.3 s). Before it, this was timed inside the tasks on 2026-12-05 at 0e194f7,
+    over two runs each:
     - the first task bodies start 0.35-0.37 s after the tasks' clock starts (the driver has submitted
       them by 0.07 s), because Ray starts its workers when the driver connects;
     - each worker's first month takes 0.51-0.67 s, against 0.19-0.33 s for the others (numba's start);
@@ -347,8 +351,20 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   - Loading the loops on a thread, before the run or at its first evaluation made no difference
     without the module, four triples of fresh processes each: 0.30-0.47 s, 0.30-0.34 s and 0.30-0.40 s.
     The GIL-bound work of the load and of the run adds up either way.
-  - The normalisation loops stay JIT-only: the module's wrappers hold the GIL, and a cold run's two
-    file threads run those loops with it released.
+* **Normalisation loops compiled ahead of time too (2026-12-05, 17:05-18:30 UTC, c5da199).** The same
+  module now holds `file_seconds`, `aggregate_rows` and `ist_instants` (core/ticks_loops.py), built
+  with numba's `release_gil` flag so that its wrappers release the GIL as the JIT loops' `nogil` does
+  (pycc's default keeps it; a test fails on a module built without the flag). A cold run and a Ray
+  worker then never start numba.
+  - Cold year by hand, three alternating pairs of fresh processes, the module against `ATMBURST_AOT=0`
+    (10 M additions 0.29-0.36 s, a slow hour): 3.68/3.81/4.07 s against 4.19/4.25/4.52 s, CPU
+    4.64-5.07 s against 5.21-5.55 s, the same 1,470 trades.
+  - Ray, cold year, tasks only, two rounds of 1 and 2 workers each way: 5.4/5.7 s and 3.2/3.2 s with the
+    module (1.69x, 1.78x) against 5.7/6.4 s and 3.5/3.8 s (1.63x, 1.68x).
+  - The bench run of 18:28 UTC measured the cold run at 5.72 s (4.03x), against 3.7-4.1 s by hand in
+    the same hour. Its cold runs follow a pause and a sync, and fresh memory was slow that hour
+    (touching 400 MB took 0.87-0.90 s, against 0.47 s at 17:16): the bullet on fresh memory. The bench
+    run of 17:16 UTC, before the change, gave 5.63 s in the same way.
   - The market cache's arrays were 4 bytes off 8-byte alignment in memory (a 20-byte header). Reads now
     align them, which made no measurable difference (four alternating pairs, five again runs each).
 * **Fresh memory (2026-12-05, 09:15-10:30 UTC).** This machine is a virtual machine whose balloon
@@ -774,10 +790,11 @@ def main(argv: list[str] | None = None) -> int:
                      steal_cell(gen)))
     manifest = json.loads(marker.read_text())
 
-    # The kernel's loops compiled ahead of time (core.aot), before anything is timed: its build is timed
-    # into a folder of its own, then the checkout's module is made (at once, when it is there already).
-    log("compiling the kernel's loops ahead of time (python -m core.aot) ...")
-    aot_row = ("the batch kernel's loops compiled ahead of time (`python -m core.aot`, once per checkout, numba "
+    # The compiled loops (kernel and normalisation) ahead of time (core.aot), before anything is timed:
+    # its build is timed into a folder of its own, then the checkout's module is made (at once, when it
+    # is there already).
+    log("compiling the loops ahead of time (python -m core.aot) ...")
+    aot_row = ("the compiled loops (kernel and normalisation) ahead of time (`python -m core.aot`, once per checkout, numba "
                "and Python; started by itself in the background after a run that had to load numba's loops)")
     try:
         built = measure([PY, "-m", "core.aot", "--folder", str(work / "aot")], ROOT)
@@ -880,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
         loads[label] = min(tries_, key=lambda r: printed(r)["wall"])
         log(f"loading the loops ({label})", printed(loads[label]), [printed(r)["wall"] for r in tries_])
     module, jit = printed(loads["module"]), printed(loads["jit"])
-    rows.append(("... loading the batch kernel's compiled loops alone in a fresh process after the engine's imports "
+    rows.append(("... loading the kernel's compiled loops alone in a fresh process after the engine's imports "
                  "(the best of three): core.aot's module (numba imported: "
                  f"{'yes' if module['numba'] else 'no'}) vs numba's import, registries and cache ("
                  "ATMBURST_AOT=0, as where the module is not built)",
