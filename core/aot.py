@@ -149,6 +149,16 @@ def loops() -> AheadOfTimeLoops | None:
         return _CHOSEN[0]
 
 
+def load_or_warm(load_jit) -> None:
+    """Nothing when the built module serves (``loops()``); else ``load_jit()`` (which compiles or loads
+    numba's JIT loops by calling them), then a builder of the module in the background for the next
+    process."""
+    if loops() is not None:
+        return
+    load_jit()
+    build_in_background()
+
+
 def serving(jit_module_name: str):
     """What a step calls its loops on: the built module's loops when it is loaded (``loops()``), else the
     JIT module ``jit_module_name`` of core, imported on first use (numba costs a fraction of a second to

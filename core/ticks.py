@@ -382,10 +382,7 @@ def load_loops() -> None:
     loops (``load_jit_loops``), after which a builder of the module is started for the next process."""
     from . import aot
 
-    if aot.loops() is not None:
-        return
-    load_jit_loops()
-    aot.build_in_background()
+    aot.load_or_warm(load_jit_loops)
 
 
 def load_jit_loops() -> None:
