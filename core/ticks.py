@@ -354,8 +354,9 @@ def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, day
         wanted = np.array(sorted({int(d) for d in days}), np.int64)
     counts = np.zeros((len(wanted), len(_COUNT_KINDS)), np.int64)
     close = _float_column(table.column("close"), np.nan)
-    status, every_day, *columns = _loops().file_seconds(read_only(raw), unit, shift, IST_OFFSET_NS, read_only(close),
-                                               read_only(volume), read_only(wanted), counts)
+    status, every_day, *columns = _loops().file_seconds(read_only(raw), unit, shift, IST_OFFSET_NS,
+                                                        read_only(close), read_only(volume), read_only(wanted),
+                                                        counts)
     if status != FUSED_OK:
         return None
     every_day = frozenset(every_day.tolist())

@@ -8,7 +8,8 @@ They do the operations of the numpy code they replaced in the same order, so the
 bit-identical (tested against that code): a second's volume is its first row's volume plus numpy's
 pairwise sum of the others' (what ``np.add.reduceat`` computes), and a second's price is its last row
 with a valid one. numba compiles them (cached on disk) without the GIL, so a loader's threads
-normalise files in parallel.
+normalise files in parallel; core.aot builds the same functions into a module that releases the GIL
+too, and core.ticks calls them there when it is built.
 
 ``aggregate_rows`` and ``file_seconds`` repeat the same twenty lines (count a kept row's problems, add it
 to its second, then sum each second) on purpose. Moved into compiled helpers called once per row, the
