@@ -227,7 +227,7 @@ def monkeypatch_loops(monkeypatch):
 def test_the_modules_loops_release_the_gil():
     """While the module's ``file_seconds`` runs on a 4-million-row file, another Python thread keeps
     running: the longest pause between its steps is a small part of the call, not the whole call (as it
-    is when a wrapper keeps the GIL)."""
+    is in every call when a wrapper keeps the GIL)."""
     import threading
     import time
 
@@ -257,9 +257,11 @@ def test_the_modules_loops_release_the_gil():
     finally:
         running.clear()
         other.join()
+    pauses = []  # per call: its longest pause of the other thread, as a share of the call
     for begun, ended in calls:
         inside = np.array([begun] + [t for t in stamps if begun <= t <= ended] + [ended])
-        assert np.diff(inside).max() < 0.5 * (ended - begun), (ended - begun, np.diff(inside).max())
+        pauses.append(np.diff(inside).max() / (ended - begun))
+    assert min(pauses) < 0.5, pauses  # the best of three: the OS may pause the thread once in a while
 
 
 def test_loading_is_refused_when_disabled_or_not_built(tmp_path, monkeypatch):
