@@ -88,25 +88,32 @@ class AheadOfTimeLoops:
             setattr(self, name, _checked(getattr(module, name), expected, name))
 
 
-def _matches(value, dtype: np.dtype, ndim: int, written: bool) -> bool:
-    """Whether numba's dispatcher would type ``value`` as the built argument (see the module's docstring)."""
-    if ndim == SCALAR:
-        if dtype == np.int64:
-            return (type(value) is int and INT64_RANGE[0] <= value < INT64_RANGE[1]) or type(value) is np.int64
-        return type(value) is float or type(value) is np.float64  # the build refuses other scalar types
-    if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim:
-        return False
-    flags = value.flags
-    return flags.c_contiguous and (flags.writeable or not written)
+def _scalar_matches(value, dtype: np.dtype) -> bool:
+    """Whether numba's dispatcher would type the scalar ``value`` as the built int64 or float64."""
+    if dtype == np.int64:
+        return (type(value) is int and INT64_RANGE[0] <= value < INT64_RANGE[1]) or type(value) is np.int64
+    return type(value) is float or type(value) is np.float64  # the build refuses other scalar types
 
 
 def _checked(compiled, expected: tuple, name: str):
-    """``compiled`` called only with arguments of the ``expected`` types; other calls go to the JIT loop."""
+    """``compiled`` called only with arguments of the ``expected`` types (see the module's docstring); other
+    calls go to the JIT loop. The arrays are checked inline: a day's kernel calls pass 57 of them."""
     n = len(expected)
 
     def call(*args):
-        if len(args) == n and all(_matches(value, *types) for value, types in zip(args, expected)):
-            return compiled(*args)
+        if len(args) == n:
+            for value, (dtype, ndim, written) in zip(args, expected):
+                if ndim == SCALAR:
+                    if not _scalar_matches(value, dtype):
+                        break
+                    continue
+                if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim:
+                    break
+                flags = value.flags
+                if not flags.c_contiguous or (written and not flags.writeable):
+                    break
+            else:
+                return compiled(*args)
         return getattr(jit_module(name), name)(*args)
 
     call.__name__ = name
@@ -116,7 +123,11 @@ def _checked(compiled, expected: tuple, name: str):
 def jit_module(name: str):
     """The module of numba's JIT loop ``name`` (core.kernel_loops or core.ticks_loops; importing it
     imports numba)."""
-    return importlib.import_module(f"{__package__}.{EXPORTED[name]}")
+    return _core_module(EXPORTED[name])
+
+
+def _core_module(module_name: str):
+    return importlib.import_module(f"{__package__}.{module_name}")
 
 
 _LOCK = threading.Lock()
@@ -166,7 +177,7 @@ def serving(jit_module_name: str):
     built = loops()
     if built is not None:
         return built
-    return importlib.import_module(f"{__package__}.{jit_module_name}")
+    return _core_module(jit_module_name)
 
 
 def build(folder: Path | None = None) -> Path | None:
