@@ -351,6 +351,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   - Loading the loops on a thread, before the run or at its first evaluation made no difference
     without the module, four triples of fresh processes each: 0.30-0.47 s, 0.30-0.34 s and 0.30-0.40 s.
     The GIL-bound work of the load and of the run adds up either way.
+  - The market cache's arrays were 4 bytes off 8-byte alignment in memory (a 20-byte header). Reads now
+    align them, which made no measurable difference (four alternating pairs, five again runs each).
 * **Normalisation loops compiled ahead of time too (2026-12-05, 17:05-18:30 UTC, c5da199).** The same
   module now holds `file_seconds`, `aggregate_rows` and `ist_instants` (core/ticks_loops.py), built
   with numba's `release_gil` flag so that its wrappers release the GIL as the JIT loops' `nogil` does
@@ -365,8 +367,6 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     the same hour. Its cold runs follow a pause and a sync, and fresh memory was slow that hour
     (touching 400 MB took 0.87-0.90 s, against 0.47 s at 17:16): the bullet on fresh memory. The bench
     run of 17:16 UTC, before the change, gave 5.63 s in the same way.
-  - The market cache's arrays were 4 bytes off 8-byte alignment in memory (a 20-byte header). Reads now
-    align them, which made no measurable difference (four alternating pairs, five again runs each).
 * **Fresh memory (2026-12-05, 09:15-10:30 UTC).** This machine is a virtual machine whose balloon
   device reports free memory to the host (bit 5 of /sys/bus/virtio/devices/virtio0/features): Linux
   hands memory freed more than 2 s ago back to the host (Documentation/mm/free_page_reporting.rst), so
