@@ -19,11 +19,12 @@ truncated, damaged or foreign file is rebuilt from the tick files with a warning
 reader sees a whole file or none. Before writing a folder's file a run adds what another process
 (a Ray task of another date chunk) wrote to it since the run read it; two writers that cross between
 that read and the rename both leave a valid file, and the parts only the other had are built again by
-a later run. Files and
-folders are created with the permissions the umask allows (readable by the group and others under
-the usual 022/002), so one cache can serve a team or a cluster. The cache is only a speed-up: a
-folder that cannot be written is skipped with one warning (``cache_unwritable``) and the run goes
-on. Read errors that may pass (permission, I/O) are never cached; only failures that are properties
+a later run. Files and folders are created with the permissions the umask allows (readable by the
+group and others under the usual 022/002), so one cache can serve a team or a cluster. A TickCache
+given a BackgroundWriter writes on the writer's thread, in order, and waits for a folder's pending
+write before reading that folder's file again. The cache is only a speed-up: a folder that cannot be
+written is skipped with one warning (``cache_unwritable``) and the run goes on. Read errors that may
+pass (permission, I/O) are never cached; only failures that are properties
 of the file's content are. A warm run opens no tick file.
 """
 from __future__ import annotations
@@ -35,7 +36,9 @@ import secrets
 import struct
 import weakref
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +122,57 @@ def atomic_write_bytes(target: Path, write: Callable) -> None:
         except OSError:
             pass
         raise
+
+
+Warning = tuple[str, str] | None  # (health kind, message) that a cache write leaves, if any
+
+
+class BackgroundWriter:
+    """Runs cache writes on one thread of their own, in the order they are handed over, while the run
+    goes on reading and building (writing a cold year's caches is mostly the kernel copying bytes into
+    the page cache, about a fifth of the run, which a core left idle by the main thread can do).
+
+    Each write is a job that returns the warning it leaves, if any. Warnings are handed to the job's
+    ``warn`` on the calling thread, in the jobs' order, when a job is collected: when the bytes waiting
+    to be written would pass ``limit_bytes`` (which bounds the memory they hold), when ``wait_for`` a
+    target, and at ``close``. When that happens depends only on the jobs' sizes, so a run's health is the
+    same however the threads are timed. An exception other than a warning is raised where its job is
+    collected."""
+
+    def __init__(self, limit_bytes: int = 64 << 20):
+        self.limit_bytes = limit_bytes
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="atmburst-cache-writer")
+        self._pending: deque[tuple[Future, int, Path, Callable]] = deque()
+        self._bytes = 0
+
+    def submit(self, target: Path, size: int, job: Callable[[], Warning], warn: Callable[[str, str], None]) -> None:
+        """Write ``target`` (about ``size`` bytes) with ``job`` on the writer's thread."""
+        while self._pending and self._bytes + size > self.limit_bytes:
+            self._collect()
+        self._pending.append((self._pool.submit(job), size, Path(target), warn))
+        self._bytes += size
+
+    def wait_for(self, target: Path) -> None:
+        """Return once every write of ``target`` handed over so far is done (before reading it again)."""
+        target = Path(target)
+        last = max((i for i, pending in enumerate(self._pending) if pending[2] == target), default=-1)
+        for _ in range(last + 1):
+            self._collect()
+
+    def close(self) -> None:
+        """Wait for every write, hand over their warnings, and stop the thread."""
+        try:
+            while self._pending:
+                self._collect()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self) -> None:
+        future, size, _, warn = self._pending.popleft()
+        self._bytes -= size
+        warning = future.result()
+        if warning is not None:
+            warn(*warning)
 
 
 def seal(data: bytes) -> bytes:
@@ -345,12 +399,26 @@ class TickCache:
     """Loads tick files as per-day per-second aggregates, through the cache when it has one."""
 
     def __init__(self, cache_dir: Path | None, naive_timezone: str,
-                 warn: Callable[[str, str], None] | None = None, use_threads: bool = True):
+                 warn: Callable[[str, str], None] | None = None, use_threads: bool = True,
+                 writer: BackgroundWriter | None = None):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.naive_timezone = naive_timezone
         self.warn = warn or (lambda kind, message: None)  # (health kind, message)
         self.use_threads = use_threads  # let pyarrow decode a file on several threads
         self.writable = True  # set to False by the first write that fails
+        self.writer = writer  # None: every write is done before the call that asks for it returns
+
+    def write_later(self, target: Path, size: int, job: Callable[[], Warning],
+                    warn: Callable[[str, str], None] | None = None) -> None:
+        """Run the write ``job`` of ``target`` (about ``size`` bytes) on the writer, or now without one;
+        its warning goes to ``warn`` (default: this cache's)."""
+        warn = warn or self.warn
+        if self.writer is not None:
+            self.writer.submit(target, size, job, warn)
+            return
+        warning = job()
+        if warning is not None:
+            warn(*warning)
 
     def file_for(self, path: str, kind: str) -> Path | None:
         """The cache file that holds tick file ``path`` (of ``kind``), or None without a cache."""
@@ -389,6 +457,8 @@ class TickCache:
             if key is not None:
                 target = self.file_for(path, kind)
                 if target not in folders:
+                    if self.writer is not None:
+                        self.writer.wait_for(target)  # a write of it handed over earlier lands first
                     folders[target] = self._read_file(target, path)
                 folder = folders[target]
                 results[i] = self._lookup(folder, key, path, days)
@@ -404,7 +474,8 @@ class TickCache:
                 folder.changed = True
         for folder in folders.values():
             if folder.changed:
-                self._write(folder)
+                size = sum(len(data) for entries in folder.entries.values() for data in entries.values())
+                self.write_later(folder.target, size, lambda folder=folder: self._write(folder))
         return results
 
     def _lookup(self, folder: _Folder, key: str, path: str, days) -> tuple | TickFileError | None:
@@ -465,11 +536,11 @@ class TickCache:
             return _Folder(target, {}, {})
         return _Folder(target, parts, entries)
 
-    def _write(self, folder: _Folder) -> None:
+    def _write(self, folder: _Folder) -> Warning:
         """Write a folder's cache file with its current tick file parts (parts of files that have changed or
-        gone since are dropped); the first failure turns writing off for this run, with one warning."""
+        gone since are dropped); the first failure turns writing off for this run and returns its warning."""
         if not self.writable:
-            return
+            return None
         self._merge_written_since(folder)
         current = {key: part for key, part in folder.parts.items()
                    if cache_key(part["path"], part["kind"], self.naive_timezone) == key}
@@ -477,12 +548,11 @@ class TickCache:
         try:
             atomic_write_bytes(folder.target, lambda fh: fh.writelines(sealed))
         except OSError as exc:
-            if self.writable:
-                self.writable = False
-                self.warn("cache_unwritable", f"the per-second cache {self.cache_dir} cannot be written "
-                          f"({exc.strerror or exc}); this run goes on without caching (free space or fix "
-                          f"the folder's permissions, or set cache_dir=null)")
-
+            self.writable = False
+            return ("cache_unwritable", f"the per-second cache {self.cache_dir} cannot be written "
+                    f"({exc.strerror or exc}); this run goes on without caching (free space or fix "
+                    f"the folder's permissions, or set cache_dir=null)")
+        return None
 
     def _merge_written_since(self, folder: _Folder) -> None:
         """Add to ``folder`` the parts and days that another process (a Ray task of another date chunk)

@@ -190,14 +190,24 @@ class MarketCache:
         return markets, health
 
     def store(self, key: str, markets: list, health: Health, consulted: list, files: int) -> None:
-        """Write one group's entry; the first failure turns writing off for this run, with one warning."""
+        """Write one group's entry (on the tick cache's writer, if it has one); the first failure turns
+        writing off for this run, with one warning."""
         if not self.tick_cache.writable:
             return
-        sealed = seal_parts(group_parts(markets, health, consulted, files))
-        try:
-            atomic_write_bytes(self._path(key), lambda fh: fh.writelines(sealed))
-        except OSError as exc:
-            self.tick_cache.writable = False
-            self.warn("cache_unwritable", f"the cache {self.folder} cannot be written ({exc.strerror or exc}); "
-                      f"this run goes on without caching (free space or fix the folder's permissions, or set "
-                      f"cache_dir=null)")
+        target = self._path(key)
+        parts = group_parts(markets, health, consulted, files)  # taken now: views of the markets' arrays
+
+        def write() -> tuple[str, str] | None:
+            if not self.tick_cache.writable:  # an earlier write on the writer failed meanwhile
+                return None
+            sealed = seal_parts(parts)
+            try:
+                atomic_write_bytes(target, lambda fh: fh.writelines(sealed))
+            except OSError as exc:
+                self.tick_cache.writable = False
+                return ("cache_unwritable", f"the cache {self.folder} cannot be written ({exc.strerror or exc}); "
+                        f"this run goes on without caching (free space or fix the folder's permissions, or set "
+                        f"cache_dir=null)")
+            return None
+
+        self.tick_cache.write_later(target, sum(len(part) for part in parts), write, self.warn)

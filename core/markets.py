@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cache import TickCache
+from .cache import BackgroundWriter, TickCache
 from .config import RunConfig, clock_label
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        path_date, series_path, spot_files)
@@ -70,13 +70,17 @@ class _FileLoader:
     """Loads tick files through the cache, once per run each, and tallies their health.
 
     Files of one batch are read by a small thread pool (parquet decoding and numpy release
-    the GIL); health is tallied afterwards in request order, so reports stay deterministic.
+    the GIL); health is tallied afterwards in request order, so reports stay deterministic. With more
+    than one thread, the caches are written on a thread of their own (core.cache.BackgroundWriter)
+    while the next files are read; ``close`` waits for those writes.
     """
 
     def __init__(self, cfg: RunConfig, health: Health, threads: int | None = None):
         self.health = health
         self.threads = threads or min(4, os.cpu_count() or 1)
-        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self.cache_warning, use_threads=self.threads > 1)
+        writer = BackgroundWriter() if self.threads > 1 and cfg.cache_dir is not None else None
+        self.cache = TickCache(cfg.cache_dir, cfg.naive_timezone, warn=self.cache_warning, use_threads=self.threads > 1,
+                               writer=writer)
         self.failed: set[str] = set()
         self.transient = 0  # read errors that may pass (permission, I/O) met so far
         self._warnings: list[tuple[str, str]] = []
@@ -95,6 +99,12 @@ class _FileLoader:
             by_path[path] = self._account(path, result)
         self.flush_warnings(self.health)
         return [by_path.get(r[0]) for r in requests]
+
+    def close(self, health: Health) -> None:
+        """Wait for the cache writes handed over so far; their warnings go to ``health``."""
+        if self.cache.writer is not None:
+            self.cache.writer.close()
+        self.flush_warnings(health)
 
     def flush_warnings(self, health: Health) -> None:
         """Count and keep the cache warnings gathered so far in ``health``."""
@@ -200,9 +210,18 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
     """Each trading day's market in date order, loading one expiry's files at a time.
 
     ``threads``: tick files read at once (default: up to 4, one per core); ``progress(done, total)``
-    is told after each group of days.
+    is told after each group of days. The caches it writes are all written when the iteration ends.
     """
     loader = _FileLoader(cfg, health, threads)
+    try:
+        yield from _day_markets(cfg, health, loader, progress)
+    finally:
+        loader.close(health)
+
+
+def _day_markets(cfg: RunConfig, health: Health, loader: _FileLoader,
+                 progress: Callable[[int, int], None] | None) -> Iterator[DayMarket]:
+    """``iter_day_markets`` with its file loader."""
     spot = _Spot(cfg, loader)
     spot_transient = loader.transient
     expiries = _expiry_dates(cfg, health)

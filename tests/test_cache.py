@@ -238,3 +238,94 @@ def test_read_buffers_are_used_again_only_once_nothing_views_them():
     assert pool.idle_bytes() == 0
     del held  # a block in use when the pool was cleared comes back when it is let go
     assert pool.idle_bytes() == 1 << 20
+
+
+def test_the_background_writer_keeps_order_and_hands_warnings_over_where_it_collects():
+    """Writes run in the order handed over; each job's warning reaches ``warn`` on the calling thread only
+    when its job is collected: when the bytes waiting would pass the limit, at ``wait_for``, at ``close``."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from core.cache import BackgroundWriter
+
+    done, warned = [], []
+    writer = BackgroundWriter(limit_bytes=10)
+
+    def job(name, warning=None):
+        def run():
+            time.sleep(0.02)
+            done.append((name, threading.current_thread() is not threading.main_thread()))
+            return warning
+        return run
+
+    def warn(kind, message):
+        warned.append((message, threading.current_thread() is threading.main_thread()))
+
+    writer.submit(Path("a"), 6, job("a", ("cache_unwritable", "from a")), warn)
+    writer.submit(Path("b"), 6, job("b", ("cache_unwritable", "from b")), warn)  # 12 > 10: a is collected first
+    assert warned == [("from a", True)]
+    writer.submit(Path("c"), 1, job("c"), warn)
+    writer.wait_for(Path("elsewhere"))  # nothing of it pending: collects nothing
+    assert warned == [("from a", True)]
+    writer.wait_for(Path("b"))
+    assert warned == [("from a", True), ("from b", True)] and [n for n, _ in done][:2] == ["a", "b"]
+    writer.submit(Path("d"), 1, job("d", ("cache_unwritable", "from d")), warn)
+    writer.close()
+    assert done == [("a", True), ("b", True), ("c", True), ("d", True)]
+    assert warned == [("from a", True), ("from b", True), ("from d", True)]
+
+
+def test_a_failing_background_write_is_raised_where_it_is_collected():
+    from pathlib import Path
+
+    from core.cache import BackgroundWriter
+
+    def broken():
+        raise RuntimeError("a bug in a write")
+
+    writer = BackgroundWriter()
+    writer.submit(Path("a"), 1, broken, lambda kind, message: None)
+    with pytest.raises(RuntimeError, match="a bug in a write"):
+        writer.close()
+
+
+def test_a_folder_read_again_waits_for_its_write_on_the_background_writer(case, monkeypatch):
+    """A batch that reads a folder's cache file while its earlier write is still on the writer's thread
+    waits for that write, so it is served from it instead of reading the tick file again."""
+    import time
+
+    from core.cache import BackgroundWriter
+
+    path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
+    original = cache_mod.atomic_write_bytes
+
+    def slow(target, write):
+        time.sleep(0.3)
+        original(target, write)
+
+    monkeypatch.setattr(cache_mod, "atomic_write_bytes", slow)
+    cache = TickCache(case / "cache5", "Asia/Kolkata", writer=BackgroundWriter())
+    (_, first, hit), = cache.load_many([(path, "option", None)])
+    assert not hit
+    (_, again, hit), = cache.load_many([(path, "option", None)])
+    assert hit and sorted(again) == sorted(first)
+    cache.writer.close()
+
+
+def test_writing_the_caches_in_the_background_changes_no_byte_and_no_count(regression, tmp_path):
+    """Markets built with one file thread (every write done in turn) and with two (the writes on the
+    background writer) leave the same cache files, byte for byte, and the same health."""
+    from core.config import load_config
+    from core.engine import build_markets
+
+    def run(threads, folder):
+        cfg = load_config(regression.config(cache_dir=str(tmp_path / folder)))
+        markets, health = build_markets(cfg, threads=threads)
+        files = {p.relative_to(tmp_path / folder): p.read_bytes()
+                 for p in (tmp_path / folder).rglob("*") if p.is_file()}
+        return len(markets), health.as_dict(), files
+
+    one, two = run(1, "one"), run(2, "two")
+    assert one[0] > 0 and len(one[2]) > 2
+    assert one == two
