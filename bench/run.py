@@ -308,12 +308,30 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
     threads took 0.64-0.84 s of wall (1.09-1.43 s of CPU) against 0.97-1.17 s on one. What does not fit
     is the CPU beyond the read (2.9 s): normalising, encoding and writing both caches, building the
     markets, the kernel. Even with both cores busy all the time, it would have to fall by a fifth.
-    The run keeps 1.23 cores busy (4.09 s of CPU in 3.32 s), because the main thread's steps between
-    the file batches (building the markets, writing the caches, the kernel) run while the file
-    threads wait. Reading the next group meanwhile did not help (the cold-run bullet below). Timers
-    inside five cold runs that day: the file loads took 2.26-2.58 s of 3.18-3.56 s. Of that,
-    0.41-0.59 s was writing the per-second cache, and 0.48-0.59 s was loading the 245 spot files, an
-    expiry group at a time.
+    The run kept 1.23 cores busy (4.09 s of CPU in 3.32 s), because the main thread's steps between
+    the file batches (building the markets, writing the caches, the kernel) ran while the file
+    threads waited. Timers inside five cold runs that day: the file loads took 2.26-2.58 s of
+    3.18-3.56 s. Of that, 0.41-0.59 s was writing the per-second cache, and 0.48-0.59 s was loading the
+    245 spot files, an expiry group at a time.
+    - Since 2026-12-05 (evening) the caches are written on a thread of their own (core.cache's
+      BackgroundWriter; docs/engine.md, "Written in the background"). Sampled that evening (a slow one:
+      10 M additions 0.6 s), the main thread had spent 0.8-1.4 s writing per-second files and
+      0.4-0.5 s writing market entries at 1.1-1.2 cores busy; with the writer, the file batches keep
+      1.5-1.6 cores busy. Nine alternating pairs of cold runs: median 3.94 s against 4.54 s, eight
+      pairs faster.
+    - Tried after it and not kept: handing the next group's option files to the file threads before
+      assembling the current group's markets (six and six alternating pairs: median 3.82 s against
+      3.92 s, and 3.92 s against 3.99 s, three pairs of six faster: noise). As before the writer, the
+      main thread's Python competes for the GIL with the file threads' own Python.
+    - Measured, not done: a cold run that writes no per-second cache (only the market cache) took
+      3.0-3.6 s against 3.9-4.3 s (four pairs; CPU 4.4-5.3 s against 5.7-6.3 s). Those 441 MB are
+      what a later run with other market settings (session, anchors, window, strikes) reads instead of
+      the tick files, so they stay. Even then the run would be 2.1x the floor that evening (1.44 s).
+    - The cold year writes 769 MB of caches (441 MB per-second, 328 MB markets) while it reads 799 MB
+      of parquet: system time 1.4-2.0 s of a cold run's 5.3-6.3 s of CPU. glibc's malloc kept from
+      returning memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) cut minor faults from
+      109,000-151,000 to 23,000 but not system time (1.49 s against 1.36-1.92 s): what remains is
+      the kernel copying the files' bytes.
   - Warm first run (target 0.25x), met since 5890adc. Until then, the again line (0.14-0.15x) plus
     numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
     registries, taken under the GIL, which the main thread shares with the loading thread; the first
