@@ -318,7 +318,8 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       10 M additions 0.6 s), the main thread had spent 0.8-1.4 s writing per-second files and
       0.4-0.5 s writing market entries at 1.1-1.2 cores busy; with the writer, the file batches keep
       1.5-1.6 cores busy. Nine alternating pairs of cold runs: median 3.94 s against 4.54 s, eight
-      pairs faster.
+      pairs faster. The bench run of 21:45 UTC (a faster hour: 10 M additions 0.30 s): 3.71 s = 2.52x
+      the floor, CPU 5.16 s against the floor's 1.60 s (1.75x at best on two cores).
     - Tried after it and not kept: handing the next group's option files to the file threads before
       assembling the current group's markets (six and six alternating pairs: median 3.82 s against
       3.92 s, and 3.92 s against 3.99 s, three pairs of six faster: noise). As before the writer, the
