@@ -124,7 +124,7 @@ def atomic_write_bytes(target: Path, write: Callable) -> None:
         raise
 
 
-Warning = tuple[str, str] | None  # (health kind, message) that a cache write leaves, if any
+WriteWarning = tuple[str, str] | None  # (health kind, message) that a cache write leaves, if any
 
 
 class BackgroundWriter:
@@ -145,7 +145,7 @@ class BackgroundWriter:
         self._pending: deque[tuple[Future, int, Path, Callable]] = deque()
         self._bytes = 0
 
-    def submit(self, target: Path, size: int, job: Callable[[], Warning], warn: Callable[[str, str], None]) -> None:
+    def submit(self, target: Path, size: int, job: Callable[[], WriteWarning], warn: Callable[[str, str], None]) -> None:
         """Write ``target`` (about ``size`` bytes) with ``job`` on the writer's thread."""
         while self._pending and self._bytes + size > self.limit_bytes:
             self._collect()
@@ -408,7 +408,7 @@ class TickCache:
         self.writable = True  # set to False by the first write that fails
         self.writer = writer  # None: every write is done before the call that asks for it returns
 
-    def write_later(self, target: Path, size: int, job: Callable[[], Warning],
+    def write_later(self, target: Path, size: int, job: Callable[[], WriteWarning],
                     warn: Callable[[str, str], None] | None = None) -> None:
         """Run the write ``job`` of ``target`` (about ``size`` bytes) on the writer, or now without one;
         its warning goes to ``warn`` (default: this cache's)."""
@@ -536,7 +536,7 @@ class TickCache:
             return _Folder(target, {}, {})
         return _Folder(target, parts, entries)
 
-    def _write(self, folder: _Folder) -> Warning:
+    def _write(self, folder: _Folder) -> WriteWarning:
         """Write a folder's cache file with its current tick file parts (parts of files that have changed or
         gone since are dropped); the first failure turns writing off for this run and returns its warning."""
         if not self.writable:
