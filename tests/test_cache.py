@@ -5,13 +5,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import shutil
+import threading
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import core.cache as cache_mod
 from core import run_backtest
-from core.cache import TickCache, cache_key
+from core.cache import BackgroundWriter, TickCache, cache_key
 from tests.test_rules import make_case, small_config, spot_path, volumes
 
 
@@ -77,8 +80,6 @@ def _build(args):
 
 
 def test_concurrent_builders_leave_a_valid_entry(case):
-    from pathlib import Path
-
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
     cache_dir = Path(case / "cache2")
     with mp.get_context("spawn").Pool(4) as pool:
@@ -243,12 +244,6 @@ def test_read_buffers_are_used_again_only_once_nothing_views_them():
 def test_the_background_writer_keeps_order_and_hands_warnings_over_where_it_collects():
     """Writes run in the order handed over; each job's warning reaches ``warn`` on the calling thread only
     when its job is collected: when the bytes waiting would pass the limit, at ``wait_for``, at ``close``."""
-    import threading
-    import time
-    from pathlib import Path
-
-    from core.cache import BackgroundWriter
-
     done, warned = [], []
     writer = BackgroundWriter(limit_bytes=10)
 
@@ -277,10 +272,6 @@ def test_the_background_writer_keeps_order_and_hands_warnings_over_where_it_coll
 
 
 def test_a_failing_background_write_is_raised_where_it_is_collected():
-    from pathlib import Path
-
-    from core.cache import BackgroundWriter
-
     def broken():
         raise RuntimeError("a bug in a write")
 
@@ -293,10 +284,6 @@ def test_a_failing_background_write_is_raised_where_it_is_collected():
 def test_a_folder_read_again_waits_for_its_write_on_the_background_writer(case, monkeypatch):
     """A batch that reads a folder's cache file while its earlier write is still on the writer's thread
     waits for that write, so it is served from it instead of reading the tick file again."""
-    import time
-
-    from core.cache import BackgroundWriter
-
     path = str(case / "options/BANKNIFTY/202407/exp=2024-07-03/type=CE/strike=47000.parquet")
     original = cache_mod.atomic_write_bytes
 
