@@ -86,21 +86,99 @@ class SparseSeries:
         return self.prices[np.searchsorted(self.price_bars, bars, "right")]
 
 
-def sparse_series(seconds: Seconds, day: int, session: Session) -> tuple[SparseSeries, SessionSlice]:
-    """The series of ``day`` inside the session grid, and the ticks that fall outside it."""
-    part = session_slice(seconds, day, session)
-    volume = seconds.volume[part.rows]
-    close = seconds.close[part.rows]
-    priced = ~np.isnan(close)
-    cum = np.empty(len(volume) + 1)
-    cum[0] = 0.0
-    np.cumsum(volume, out=cum[1:])
-    series = SparseSeries(volume_bars=part.bars, volume_cum=cum, price_bars=part.bars[priced],
-                          prices=np.concatenate(([np.nan], close[priced])))
-    return series, part
+def sparse_series(seconds: Seconds, day: int, session: Session) -> SparseSeries:
+    """The series of ``day`` inside the session grid (``day_series`` of it alone)."""
+    return day_series([seconds], day, session).series(0)
 
 
 def has_valid_price(seconds: Seconds, day: int, session: Session) -> bool:
     """Whether ``day`` has a valid price inside the session grid (strategy.md §2: a trading day)."""
     part = session_slice(seconds, day, session)
     return bool(np.isfinite(seconds.close[part.rows]).any())
+
+
+@dataclass(frozen=True)
+class DaySeries:
+    """Several option series of one day, each cut to the session grid as a SparseSeries, laid end to end.
+
+    Series ``j``'s SparseSeries fields are ``volume_bars[volume_bars_off[j]:volume_bars_off[j + 1]]`` and
+    likewise for ``volume_cum``, ``price_bars`` and ``prices`` (``flat_series``): the flat arrays of
+    core.layout.DayLayout. ``price_bars`` is ``volume_bars`` itself (and shares its offsets) when every
+    bar with ticks set a price. Per series, its ticks before the open, after the close and inside the
+    session (as SessionSlice counts them)."""
+
+    volume_bars: np.ndarray  # int64
+    volume_bars_off: np.ndarray  # int64, series + 1
+    volume_cum: np.ndarray  # float64
+    volume_cum_off: np.ndarray
+    price_bars: np.ndarray  # int64
+    price_bars_off: np.ndarray
+    prices: np.ndarray  # float64
+    prices_off: np.ndarray
+    pre_open: np.ndarray  # int64 per series
+    post_close: np.ndarray
+    inside: np.ndarray
+
+    def series(self, j: int) -> SparseSeries:
+        """Series ``j`` (views of the flat arrays)."""
+        return flat_series(self, j)
+
+
+def flat_series(flat, j: int) -> SparseSeries:
+    """Series ``j`` of flat arrays laid end to end (a DaySeries or a core.layout.DayLayout): views of them."""
+    def part(values, offsets):
+        return values[offsets[j]:offsets[j + 1]]
+
+    return SparseSeries(part(flat.volume_bars, flat.volume_bars_off), part(flat.volume_cum, flat.volume_cum_off),
+                        part(flat.price_bars, flat.price_bars_off), part(flat.prices, flat.prices_off))
+
+
+def offsets_of(counts) -> np.ndarray:
+    """[0, running sums of ``counts``] as int64."""
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+def day_series(parts: list[Seconds], day: int, session: Session) -> DaySeries:
+    """The option series ``parts`` (per-second aggregates holding ``day``) cut to the session grid of ``day``:
+    per series, its rows inside the session as bars, their running volume sums (one cumulative sum per
+    series), the bars whose last valid tick set a price and those prices, and its ticks outside the
+    session. Each series is written straight into the flat arrays, without a SparseSeries of its own
+    that would be copied again to join them."""
+    k = len(parts)
+    first = day * 86_400 + session.open_sec
+    # per series, as session_slice: the day's rows [lo, hi) and the session's [i0, i1)
+    targets = np.array([day * 86_400, first, day * 86_400 + session.close_sec + 1, (day + 1) * 86_400], np.int64)
+    bounds = np.array([p.second.searchsorted(targets) for p in parts], np.int64).reshape(k, 4)
+    lo, i0, i1, hi = bounds.T
+    bars_off = offsets_of(i1 - i0)
+    cum_off = bars_off + np.arange(k + 1, dtype=np.int64)
+    volume_bars = np.empty(bars_off[-1], np.int64)
+    volume_cum = np.empty(cum_off[-1])
+    session_close = np.empty(bars_off[-1])
+    ticks = np.empty((k, 3), np.int64)
+    for j, part in enumerate(parts):
+        start, stop, at, cum_at = int(i0[j]), int(i1[j]), int(bars_off[j]), int(cum_off[j])
+        n = stop - start
+        volume_bars[at:at + n] = part.second[start:stop]
+        volume_cum[cum_at] = 0.0
+        np.cumsum(part.volume[start:stop], out=volume_cum[cum_at + 1:cum_at + 1 + n])
+        session_close[at:at + n] = part.close[start:stop]
+        ticks[j] = part.ticks[lo[j]:start].sum(), part.ticks[stop:hi[j]].sum(), part.ticks[start:stop].sum()
+    volume_bars -= first
+    priced = ~np.isnan(session_close)
+    if priced.all():
+        price_bars, price_bars_off, closes = volume_bars, bars_off, session_close  # every tick bar set a price
+    else:
+        price_bars, closes = volume_bars[priced], session_close[priced]
+        priced_before = offsets_of(priced)
+        price_bars_off = offsets_of(priced_before[bars_off[1:]] - priced_before[bars_off[:-1]])
+    prices_off = price_bars_off + np.arange(k + 1, dtype=np.int64)
+    leading = np.zeros(len(price_bars) + k, np.bool_)  # each series' prices begin with a NaN
+    leading[prices_off[:-1]] = True
+    prices = np.empty(len(leading))
+    prices[leading] = np.nan
+    prices[~leading] = closes
+    return DaySeries(volume_bars, bars_off, volume_cum, cum_off, price_bars, price_bars_off, prices, prices_off,
+                     pre_open=ticks[:, 0], post_close=ticks[:, 1], inside=ticks[:, 2])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .grid import SparseSeries
+from .grid import DaySeries, flat_series, offsets_of
 from .signal import Candidate
 
 
@@ -61,12 +61,7 @@ class DayLayout:
 
     def candidate(self, i: int) -> Candidate:
         """Candidate ``i`` as a Candidate whose series are views of the layout's arrays."""
-        def part(values, offsets):
-            return values[offsets[i]:offsets[i + 1]]
-
-        return Candidate("CE" if self.is_ce[i] else "PE", int(self.strike[i]), SparseSeries(
-            part(self.volume_bars, self.volume_bars_off), part(self.volume_cum, self.volume_cum_off),
-            part(self.price_bars, self.price_bars_off), part(self.prices, self.prices_off)))
+        return Candidate("CE" if self.is_ce[i] else "PE", int(self.strike[i]), flat_series(self, i))
 
     def windows(self) -> tuple[Window, ...]:
         """The windows as Window objects (a candidate shared by two windows is one object)."""
@@ -83,17 +78,14 @@ class DayLayout:
 
 def joined(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     """(the arrays end to end as ``dtype``, the offset of each: len(arrays) + 1 entries)."""
-    offsets = np.zeros(len(arrays) + 1, np.int64)
-    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    offsets = offsets_of([len(a) for a in arrays])
     return (np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)), offsets
 
 
-def tie_ranks(atm: int, candidates) -> list[int]:
-    """Each candidate's rank in strategy.md §5's order: nearest the ATM, CE before PE, lower strike."""
-    order = sorted(range(len(candidates)), key=lambda k: (abs(candidates[k].strike - atm),
-                                                          0 if candidates[k].opt_type == "CE" else 1,
-                                                          candidates[k].strike))
-    rank = [0] * len(candidates)
+def tie_ranks(atm: int, keys: list[tuple[str, int]]) -> list[int]:
+    """Each (opt_type, strike)'s rank in strategy.md §5's order: nearest the ATM, CE before PE, lower strike."""
+    order = sorted(range(len(keys)), key=lambda k: (abs(keys[k][1] - atm), 0 if keys[k][0] == "CE" else 1, keys[k][1]))
+    rank = [0] * len(keys)
     for r, k in enumerate(order):
         rank[k] = r
     return rank
@@ -103,17 +95,13 @@ def layout_of(windows: list[Window]) -> DayLayout:
     """The layout of a day's windows (their candidates' series copied into the flat arrays)."""
     index: dict[int, int] = {}
     cands: list[Candidate] = []
-    win_cands: list[int] = []
-    win_rank: list[int] = []
-    win_cand_off = [0]
+    members = []
     for window in windows:
         for cand in window.candidates:
             if id(cand) not in index:
                 index[id(cand)] = len(cands)
                 cands.append(cand)
-            win_cands.append(index[id(cand)])
-        win_rank.extend(tie_ranks(window.atm, window.candidates))
-        win_cand_off.append(len(win_cands))
+        members.append([index[id(cand)] for cand in window.candidates])
     series = [c.series for c in cands]
     volume_bars, volume_bars_off = joined([s.volume_bars for s in series], np.int64)
     volume_cum, volume_cum_off = joined([s.volume_cum for s in series], np.float64)
@@ -122,12 +110,35 @@ def layout_of(windows: list[Window]) -> DayLayout:
     else:
         price_bars, price_bars_off = joined([s.price_bars for s in series], np.int64)
     prices, prices_off = joined([s.prices for s in series], np.float64)
+    flat = dict(volume_bars=volume_bars, volume_bars_off=volume_bars_off, volume_cum=volume_cum,
+                volume_cum_off=volume_cum_off, price_bars=price_bars, price_bars_off=price_bars_off, prices=prices,
+                prices_off=prices_off)
+    return _layout([(c.opt_type, c.strike) for c in cands], flat,
+                   [(w.anchor_sec, w.start, w.end, w.hour_open, w.atm, m) for w, m in zip(windows, members)])
+
+
+def day_layout(keys: list[tuple[str, int]], series: DaySeries, windows: list[tuple]) -> DayLayout:
+    """The layout of a day from its candidates' ``keys`` ((opt_type, strike) each), their ``series`` in the
+    same order (core.grid.day_series), and its ``windows``: (anchor_sec, start, end, hour_open, atm, the
+    indices of its candidates in its own order) each. The same layout as ``layout_of`` of the Window
+    objects (tested), without a SparseSeries or Candidate per series."""
+    flat = {name: getattr(series, name) for name in ("volume_bars", "volume_bars_off", "volume_cum",
+                                                     "volume_cum_off", "price_bars", "price_bars_off", "prices",
+                                                     "prices_off")}
+    return _layout(keys, flat, windows)
+
+
+def _layout(keys: list[tuple[str, int]], flat: dict[str, np.ndarray], windows: list[tuple]) -> DayLayout:
+    """The DayLayout of the candidates ``keys``, their series' flat arrays and the windows (as in
+    ``day_layout``)."""
+    win_cands = [i for *_, members in windows for i in members]
+    win_rank = [r for *_, atm, members in windows for r in tie_ranks(atm, [keys[i] for i in members])]
+    win_cand_off = offsets_of([len(members) for *_, members in windows])
     return DayLayout(
-        is_ce=np.array([c.opt_type == "CE" for c in cands], np.bool_), strike=np.array([c.strike for c in cands], np.int64),
-        volume_bars=volume_bars, volume_bars_off=volume_bars_off, volume_cum=volume_cum, volume_cum_off=volume_cum_off,
-        price_bars=price_bars, price_bars_off=price_bars_off, prices=prices, prices_off=prices_off,
-        win_anchor=np.array([w.anchor_sec for w in windows], np.int64),
-        win_start=np.array([w.start for w in windows], np.int64), win_end=np.array([w.end for w in windows], np.int64),
-        win_hour_open=np.array([w.hour_open for w in windows], np.float64),
-        win_atm=np.array([w.atm for w in windows], np.int64), win_cand_off=np.array(win_cand_off, np.int64),
+        is_ce=np.array([opt_type == "CE" for opt_type, _ in keys], np.bool_),
+        strike=np.array([strike for _, strike in keys], np.int64), **flat,
+        win_anchor=np.array([w[0] for w in windows], np.int64), win_start=np.array([w[1] for w in windows], np.int64),
+        win_end=np.array([w[2] for w in windows], np.int64), win_hour_open=np.array([w[3] for w in windows], np.float64),
+        win_atm=np.array([w[4] for w in windows], np.int64), win_cand_off=win_cand_off,
         win_cands=np.array(win_cands, np.int64), win_rank=np.array(win_rank, np.int64))
+

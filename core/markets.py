@@ -22,12 +22,11 @@ from .cache import BackgroundWriter, TickCache
 from .config import RunConfig, clock_label
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        path_date, series_path, spot_files)
-from .grid import SparseSeries, has_valid_price, sparse_series, spot_grid
+from .grid import DaySeries, day_series, has_valid_price, spot_grid
 from .health import Health
-from .layout import DayLayout, Window, layout_of
+from .layout import DayLayout, Window, day_layout
 from .market_cache import MarketCache, file_identity, group_key
 from .holidays import nse_trading_days_cached
-from .signal import Candidate
 from .ticks import IST_OFFSET_NS, NS, Seconds, TickFileError, merge_seconds
 
 EPOCH = dt.date(1970, 1, 1)
@@ -199,10 +198,13 @@ def _add_day_counts(health: Health, parts: Iterable[Seconds], day: int, what: st
             health.add(kind, n, f"{what} on {day_date(day)}: {n} row(s)")
 
 
-def _add_outside_session(health: Health, part, what: str) -> None:
-    health.add("session_ticks", part.inside)
-    health.add("pre_open", part.pre_open, f"{what}: {part.pre_open} tick(s) before the open")
-    health.add("post_close", part.post_close, f"{what}: {part.post_close} tick(s) after the close")
+def _add_outside_session(health: Health, inside: int, pre_open: int, post_close: int, what: str) -> None:
+    """Count a series' ticks inside the session, and those before the open and after the close."""
+    health.add("session_ticks", inside)
+    if pre_open:
+        health.add("pre_open", pre_open, f"{what}: {pre_open} tick(s) before the open")
+    if post_close:
+        health.add("post_close", post_close, f"{what}: {post_close} tick(s) after the close")
 
 
 def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
@@ -314,7 +316,7 @@ def _build_group(cfg: RunConfig, health: Health, loader: _FileLoader, spot: _Spo
         spot_close, part = spot_grid(merged, d, session)
         _count_spot_outliers(health, merged.close[part.rows], d)
         _add_day_counts(health, parts, d, "spot")
-        _add_outside_session(health, part, f"spot on {day_date(d)}")
+        _add_outside_session(health, part.inside, part.pre_open, part.post_close, f"spot on {day_date(d)}")
         if expiry is None:
             health.add("no_expiry", 1, f"{day_date(d)}: no {cfg.symbol} expiry on or after this date in "
                        f"{cfg.calendar_csv} (extend the calendar)")
@@ -358,52 +360,74 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
     loaded.update(zip(present, results))
     markets = []
     for day, spot, windows in plans:
-        candidates: dict[tuple[str, int], Candidate | None] = {}
+        present: dict[tuple[str, int], Seconds] = {}  # the series of the day with ticks on it
         for key in sorted({k for w in windows for k in w[5]}):
             by_day = loaded[key]
-            label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
-            if by_day is None:
+            seconds = by_day.get(day) if by_day is not None else None
+            if seconds is None or not len(seconds.second):
+                label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
                 if key not in files:
                     health.add("missing_series", 1, f"{label}: no file "
                                f"{series_path(cfg.options_dir, cfg.symbol, expiry, *key)} (needed on {day_date(day)})")
-                candidates[key] = None
+                elif by_day is not None:  # (None: the file could not be read, which its load counted)
+                    health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
                 continue
-            seconds = by_day.get(day)
-            if seconds is None or not len(seconds.second):
-                health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
-                candidates[key] = None
-                continue
-            series, part = sparse_series(seconds, day, cfg.session)
-            _count_prices_above_bound(health, series, spot, key, f"{label} on {day_date(day)} ({files[key]})")
-            _add_day_counts(health, [seconds], day, label)
-            _add_outside_session(health, part, f"{label} on {day_date(day)}")
-            candidates[key] = Candidate(key[0], key[1], series)
+            present[key] = seconds
+        # the layout's candidates in the order the windows first offer them
+        index: dict[tuple[str, int], int] = {}
         built = []
         for anchor, start, end, hour_open, atm, keys in windows:
+            offered = [k for k in keys if k in present]
+            for k in offered:
+                index.setdefault(k, len(index))
+            if offered:
+                built.append((anchor, start, end, hour_open, atm, [index[k] for k in offered]))
+        laid_out = list(index)
+        series = day_series([present[k] for k in laid_out], day, cfg.session)
+        above, highest = _prices_above_bound(series, spot, laid_out)
+        for key in sorted(present):
+            j = index[key]
+            label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
+            if above[j]:
+                _add_prices_above_bound(health, key, int(above[j]), highest[j],
+                                        f"{label} on {day_date(day)} ({files[key]})")
+            _add_day_counts(health, [present[key]], day, label)
+            _add_outside_session(health, int(series.inside[j]), int(series.pre_open[j]), int(series.post_close[j]),
+                                 f"{label} on {day_date(day)}")
+        for anchor, start, end, hour_open, atm, keys in windows:
             health.add("windows", 1)
-            cands = tuple(candidates[k] for k in keys if candidates[k] is not None)
-            if not cands:
+            if not any(k in present for k in keys):
                 health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
-                continue
-            built.append(Window(anchor, start, end, hour_open, atm, cands))
-        markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, layout_of(built)))
+        markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, day_layout(laid_out, series, built)))
     return markets, consulted
 
 
-def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.ndarray, key: tuple[str, int], where: str) -> None:
-    """Count the seconds whose close breaks a no-arbitrage bound: a call's price never exceeds the spot
-    (the spot at that second; none is checked before the day's first spot price), a put's never exceeds
-    its strike. Such a close is a bad tick or a file in other units; it is counted, not dropped, since
-    strategy.md section 1.4 drops only null, NaN and non-positive closes."""
-    opt_type, strike = key
-    prices = series.prices[1:]
-    bound = spot[series.price_bars] if opt_type == "CE" else float(strike)
-    above = prices > bound
-    n = int(np.count_nonzero(above))
-    if n:
-        health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
-                   f"{'spot' if opt_type == 'CE' else 'strike'} (highest {float(prices[above].max()):g}), which no "
-                   f"{opt_type} can trade at; check the file's close column and its units")
+def _prices_above_bound(series: DaySeries, spot: np.ndarray, keys: list[tuple[str, int]]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per series of ``series`` ((opt_type, strike) ``keys``): the seconds whose close breaks a no-arbitrage
+    bound, and the highest such close (NaN where none). A call's price never exceeds the spot (the spot at
+    that second; none is checked before the day's first spot price), a put's never exceeds its strike."""
+    spot_at = spot[series.price_bars]
+    counts = np.zeros(len(keys), np.int64)
+    highest = np.full(len(keys), np.nan)
+    bars_off, prices_off = series.price_bars_off, series.prices_off
+    for j, (opt_type, strike) in enumerate(keys):
+        closes = series.prices[prices_off[j] + 1:prices_off[j + 1]]
+        above = closes > (spot_at[bars_off[j]:bars_off[j + 1]] if opt_type == "CE" else float(strike))
+        counts[j] = np.count_nonzero(above)
+        if counts[j]:
+            highest[j] = closes[above].max()
+    return counts, highest
+
+
+def _add_prices_above_bound(health: Health, key: tuple[str, int], n: int, highest: float, where: str) -> None:
+    """Count a series' closes above its bound (``_prices_above_bound``). Such a close is a bad tick or a file
+    in other units; it is counted, not dropped, since strategy.md section 1.4 drops only null, NaN and
+    non-positive closes."""
+    opt_type = key[0]
+    health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
+               f"{'spot' if opt_type == 'CE' else 'strike'} (highest {highest:g}), which no "
+               f"{opt_type} can trade at; check the file's close column and its units")
 
 
 SPOT_OUTLIER = 0.20  # a spot close this far from the day's median is no index level of that session

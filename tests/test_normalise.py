@@ -239,7 +239,7 @@ def test_spot_problems_are_counted_too(tmp_path):
 
 def test_grid_last_valid_price_ties_and_forward_fill():
     from core.config import Session
-    from core.grid import sparse_series, spot_grid
+    from core.grid import day_series, sparse_series, spot_grid
     from core.ticks import normalise_ticks
 
     t = [pd.Timestamp(f"{DAY} 09:15:03.000", tz=IST), pd.Timestamp(f"{DAY} 09:15:03.900", tz=IST),
@@ -253,7 +253,7 @@ def test_grid_last_valid_price_ties_and_forward_fill():
     seconds = normalise_ticks(table, IST, has_volume=True)
     day = int(pd.Timestamp(DAY).value // 86_400_000_000_000)
     session = Session(9 * 3600 + 15 * 60, 9 * 3600 + 15 * 60 + 10, (33300,), 3600)
-    series, part = sparse_series(seconds, day, session)
+    series = sparse_series(seconds, day, session)
     bars = np.arange(11)
     assert list(series.volume_before(bars + 1) - series.volume_before(bars)) == [0, 0, 0, 6, 15, 0, 0, 7, 0, 0, 0]
     # bar 3: last in time order is 12.0 (03.900); bar 4: equal instants -> later row (21.0); the
@@ -263,7 +263,8 @@ def test_grid_last_valid_price_ties_and_forward_fill():
     assert list(close[3:]) == [12.0, 21.0, 21.0, 21.0, 30.0, 30.0, 30.0, 30.0]
     dense, _ = spot_grid(seconds, day, session)  # the dense grid agrees bar for bar
     np.testing.assert_array_equal(dense, close)
-    assert (part.pre_open, part.post_close) == (0, 0)
+    cut = day_series([seconds], day, session)
+    assert (cut.pre_open.tolist(), cut.post_close.tolist(), cut.inside.tolist()) == ([0], [0], [7])
 
 
 def test_spot_split_over_two_undated_files_is_merged(tmp_path):
