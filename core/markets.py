@@ -360,7 +360,7 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
     loaded.update(zip(present, results))
     markets = []
     for day, spot, windows in plans:
-        present: dict[tuple[str, int], Seconds] = {}  # the series of the day with ticks on it
+        with_ticks: dict[tuple[str, int], Seconds] = {}  # the series of the day with ticks on it
         for key in sorted({k for w in windows for k in w[5]}):
             by_day = loaded[key]
             seconds = by_day.get(day) if by_day is not None else None
@@ -372,31 +372,31 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
                 elif by_day is not None:  # (None: the file could not be read, which its load counted)
                     health.add("missing_series", 1, f"{label}: no ticks on {day_date(day)}")
                 continue
-            present[key] = seconds
+            with_ticks[key] = seconds
         # the layout's candidates in the order the windows first offer them
         index: dict[tuple[str, int], int] = {}
         built = []
         for anchor, start, end, hour_open, atm, keys in windows:
-            offered = [k for k in keys if k in present]
+            offered = [k for k in keys if k in with_ticks]
             for k in offered:
                 index.setdefault(k, len(index))
             if offered:
                 built.append((anchor, start, end, hour_open, atm, [index[k] for k in offered]))
         laid_out = list(index)
-        series = day_series([present[k] for k in laid_out], day, cfg.session)
+        series = day_series([with_ticks[k] for k in laid_out], day, cfg.session)
         above, highest = _prices_above_bound(series, spot, laid_out)
-        for key in sorted(present):
+        for key in sorted(with_ticks):
             j = index[key]
             label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
             if above[j]:
                 _add_prices_above_bound(health, key, int(above[j]), highest[j],
                                         f"{label} on {day_date(day)} ({files[key]})")
-            _add_day_counts(health, [present[key]], day, label)
+            _add_day_counts(health, [with_ticks[key]], day, label)
             _add_outside_session(health, int(series.inside[j]), int(series.pre_open[j]), int(series.post_close[j]),
                                  f"{label} on {day_date(day)}")
         for anchor, start, end, hour_open, atm, keys in windows:
             health.add("windows", 1)
-            if not any(k in present for k in keys):
+            if not any(k in with_ticks for k in keys):
                 health.add("no_candidates", 1, f"{day_date(day)} {clock_label(anchor)}: no option series with data")
         markets.append(DayMarket(day, expiry, cfg.session.open_sec, spot, day_layout(laid_out, series, built)))
     return markets, consulted
