@@ -335,6 +335,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       against 0.14 s. Twelve alternating pairs of cold runs: medians 3.87 against 3.73 s and 4.26 against
       3.97 s, ten pairs faster; the same trades, health and cache files (compared byte for byte).
       Sampled with cProfile after it, the main thread waited for the file threads for 2.9 s of 4.5 s.
+    - Tried after it and not kept: reading the next group's spot files in the same batch as this group's
+      option files (counted when that group takes them), to drop the spot-only batches (0.50-0.69 s of
+      a cold run). The option batches grew by about as much (2.73 s to 3.19 s in one pair), since both
+      threads were already busy. 22 alternating pairs: 14 faster, medians 4.12 against 3.72 s in one
+      set of eight and 3.97 against 3.98 s in another: not above this machine's noise.
     - The cold year writes 769 MB of caches (441 MB per-second, 328 MB markets) while it reads 799 MB
       of parquet: system time 1.4-2.0 s of a cold run's 5.3-6.3 s of CPU. glibc's malloc kept from
       returning memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) cut minor faults from
