@@ -335,6 +335,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       against 0.14 s. Twelve alternating pairs of cold runs: medians 3.87 against 3.73 s and 4.26 against
       3.97 s, ten pairs faster; the same trades, health and cache files (compared byte for byte).
       Sampled with cProfile after it, the main thread waited for the file threads for 2.9 s of 4.5 s.
+      The bench run of 00:08 UTC on 2026-12-06 (10 M additions 0.30-0.33 s, no steal): cold 3.57 s =
+      2.31x, CPU 4.94 s against the floor's 1.59 s (1.60x at best on two cores). In the same run Ray 2
+      vs 1 workers gave 1.500x (runs 8.0/7.7/6.9 s against 5.7/4.9/4.6 s), and the warm peak-memory
+      ratio 1.31x: the year's peak as before (205 MB), the month's lower (157 MB against 161-168 MB);
+      warm runs read the market cache and do not cut series.
     - Tried after it and not kept: reading the next group's spot files in the same batch as this group's
       option files (counted when that group takes them), to drop the spot-only batches (0.50-0.69 s of
       a cold run). The option batches grew by about as much (2.73 s to 3.19 s in one pair), since both
