@@ -205,9 +205,11 @@ def printed(run: dict) -> dict:
 
 
 def single_peak_mb(run: dict) -> float:
-    """The peak resident memory of a ``single_run`` process, as the kernel counted it (its own maximum RSS,
-    printed at its end). ``measure`` samples at most every 0.1 s, which can miss the peak of a run that
-    takes a few tenths of a second (a warm month: 157-168 MB sampled in runs of the same code)."""
+    """The peak resident memory of a ``single_run`` process, as the kernel counted it (VmHWM of its own
+    memory, printed at its end; getrusage's ru_maxrss would not do: Linux carries the maximum over exec,
+    so a child started by this bench reports at least the bench's own size at the fork). ``measure``
+    samples at most every 0.1 s, which can miss the peak of a run that takes a few tenths of a second
+    (a warm month: 155-175 MB sampled against 172-179 MB)."""
     return printed(run)["max_rss_mb"]
 
 
@@ -226,7 +228,7 @@ def single_run(cfg: dict) -> list[str]:
     """A process that runs ``cfg`` twice: the first run pays loading the compiled loops (core.aot's module,
     or numba's start where it is not built) and first-use imports; the second is what a notebook's next
     run or a sweep worker pays."""
-    return inline("import time, resource; t0 = time.perf_counter(); import json; from core import run_backtest; "
+    return inline("import time; t0 = time.perf_counter(); import json; from core import run_backtest; "
                   "t1 = time.perf_counter(); "
                   f"cfg = json.loads({json.dumps(json.dumps(cfg))}); c0 = time.process_time(); r = run_backtest(cfg); "
                   "c1 = time.process_time(); again = run_backtest(cfg); "
@@ -235,7 +237,8 @@ def single_run(cfg: dict) -> list[str]:
                   "'trades': len(r.trades), 'same_trades': r.trades_table.equals(again.trades_table), "
                   "'files_read': r.health['info'].get('files_read', 0), "
                   "'cache_hits': r.health['info'].get('cache_hits', 0), "
-                  "'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+                  "'max_rss_mb': int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]) "
+                  "/ 1024}))")
 
 
 def loops_start() -> list[str]:
@@ -350,7 +353,9 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       That was the sampler: ``measure`` reads /proc at most every 0.1 s and can miss the peak of a run
       of a few tenths of a second. Three pairs measured both ways right after: the month sampled at
       155-175 MB, its own maximum RSS 172-179 MB; the year 204-206 against 206-207 MB (1.16-1.20x).
-      Since then the single-run lines report each process's own maximum RSS (``single_peak_mb``).
+      Since then the single-run lines report each process's own peak (VmHWM, ``single_peak_mb``; not
+      getrusage's maximum, which Linux carries over exec from the forked bench: a bench run of 00:20
+      UTC reported 328 MB, the bench's own size, for every single run).
     - Tried after it and not kept: reading the next group's spot files in the same batch as this group's
       option files (counted when that group takes them), to drop the spot-only batches (0.50-0.69 s of
       a cold run). The option batches grew by about as much (2.73 s to 3.19 s in one pair), since both

@@ -20,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 COMBO_TAG = "atmburst.combo"
@@ -78,11 +80,15 @@ def code_version() -> str:
         return "unknown"
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # an URI's scheme (two letters or more: not a drive)
+
+
 def resolve_uri(uri: str, base_dir: Path) -> str:
-    """A sqlite/file URI with a relative path made absolute against ``base_dir``."""
+    """A sqlite URI or a plain path with a relative path made absolute against ``base_dir``; any other URI
+    (``file:/abs``, ``file:///abs``, a server's) as it is."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str((base_dir / uri[len("sqlite:///"):]).resolve())
-    if "://" not in uri:
+    if not _SCHEME.match(uri):
         return str((base_dir / uri).resolve())
     return uri
 
@@ -91,9 +97,9 @@ def _lock_path(uri: str) -> Path | None:
     """The lock file that serialises opening a local store (None for a server)."""
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///"):] + ".lock")
-    if uri.startswith("file://"):
-        return Path(uri[len("file://"):].rstrip("/") + ".lock")
-    if "://" not in uri:
+    if uri.startswith("file:"):  # file:/abs or file:///abs (RFC 8089)
+        return Path(urlparse(uri).path.rstrip("/") + ".lock")
+    if not _SCHEME.match(uri):
         return Path(uri.rstrip("/") + ".lock")
     return None
 
