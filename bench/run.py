@@ -356,6 +356,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       Since then the single-run lines report each process's own peak (VmHWM, ``single_peak_mb``; not
       getrusage's maximum, which Linux carries over exec from the forked bench: a bench run of 00:20
       UTC reported 328 MB, the bench's own size, for every single run).
+      The bench run of 00:20 UTC (commit f3983b0, the same engine; 10 M additions 0.29-0.35 s): cold
+      3.76 s = 2.41x (CPU bound 1.68x), Ray 2 vs 1 workers 1.526x, the warm peak-memory ratio 1.15x
+      (206 / 178 MB), the 1,000-combination sweep 37.3 s (38.4 s in a run at 00:14 UTC, 28.6 s at 00:08
+      UTC: the sweep lines vary that much between runs of the same engine here).
     - Tried after it and not kept: reading the next group's spot files in the same batch as this group's
       option files (counted when that group takes them), to drop the spot-only batches (0.50-0.69 s of
       a cold run). The option batches grew by about as much (2.73 s to 3.19 s in one pair), since both
