@@ -98,14 +98,11 @@ def has_valid_price(seconds: Seconds, day: int, session: Session) -> bool:
 
 
 @dataclass(frozen=True)
-class DaySeries:
-    """Several option series of one day, each cut to the session grid as a SparseSeries, laid end to end.
-
-    Series ``j``'s SparseSeries fields are ``volume_bars[volume_bars_off[j]:volume_bars_off[j + 1]]`` and
-    likewise for ``volume_cum``, ``price_bars`` and ``prices`` (``flat_series``): the flat arrays of
-    core.layout.DayLayout. ``price_bars`` is ``volume_bars`` itself (and shares its offsets) when every
-    bar with ticks set a price. Per series, its ticks before the open, after the close and inside the
-    session (as SessionSlice counts them)."""
+class SeriesArrays:
+    """Option series laid end to end: series ``j``'s SparseSeries fields are
+    ``volume_bars[volume_bars_off[j]:volume_bars_off[j + 1]]`` and likewise for ``volume_cum``,
+    ``price_bars`` and ``prices``. ``price_bars`` is ``volume_bars`` itself (and shares its offsets) when
+    every bar with ticks set a price."""
 
     volume_bars: np.ndarray  # int64
     volume_bars_off: np.ndarray  # int64, series + 1
@@ -115,22 +112,24 @@ class DaySeries:
     price_bars_off: np.ndarray
     prices: np.ndarray  # float64
     prices_off: np.ndarray
+
+    def series(self, j: int) -> SparseSeries:
+        """Series ``j`` (views of the arrays)."""
+        def part(values, offsets):
+            return values[offsets[j]:offsets[j + 1]]
+
+        return SparseSeries(part(self.volume_bars, self.volume_bars_off), part(self.volume_cum, self.volume_cum_off),
+                            part(self.price_bars, self.price_bars_off), part(self.prices, self.prices_off))
+
+
+@dataclass(frozen=True)
+class DaySeries(SeriesArrays):
+    """A day's option series cut to the session grid (``day_series``), and per series its ticks before the
+    open, after the close and inside the session (as SessionSlice counts them)."""
+
     pre_open: np.ndarray  # int64 per series
     post_close: np.ndarray
     inside: np.ndarray
-
-    def series(self, j: int) -> SparseSeries:
-        """Series ``j`` (views of the flat arrays)."""
-        return flat_series(self, j)
-
-
-def flat_series(flat, j: int) -> SparseSeries:
-    """Series ``j`` of flat arrays laid end to end (a DaySeries or a core.layout.DayLayout): views of them."""
-    def part(values, offsets):
-        return values[offsets[j]:offsets[j + 1]]
-
-    return SparseSeries(part(flat.volume_bars, flat.volume_bars_off), part(flat.volume_cum, flat.volume_cum_off),
-                        part(flat.price_bars, flat.price_bars_off), part(flat.prices, flat.prices_off))
 
 
 def offsets_of(counts) -> np.ndarray:

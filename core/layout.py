@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .grid import DaySeries, flat_series, offsets_of
+from .grid import DaySeries, SeriesArrays, offsets_of
 from .signal import Candidate
 
 
@@ -29,27 +29,19 @@ class Window:
 
 
 @dataclass(frozen=True)
-class DayLayout:
+class DayLayout(SeriesArrays):
     """A day's windows and their candidate series as flat arrays.
 
     Candidate ``i`` (``is_ce[i]``, ``strike[i]``) is one option series of the day: its tick bars are
     ``volume_bars[volume_bars_off[i]:volume_bars_off[i + 1]]``, their running volume sums (with a
     leading 0) ``volume_cum[volume_cum_off[i]:...]``, the bars that set a price ``price_bars[...]`` and
-    those prices (with a leading NaN) ``prices[...]``, as in core.grid.SparseSeries. Window ``w`` runs
+    those prices (with a leading NaN) ``prices[...]`` (core.grid.SeriesArrays). Window ``w`` runs
     over bars [``win_start[w]``, ``win_end[w]``) and offers the candidates
     ``win_cands[win_cand_off[w]:win_cand_off[w + 1]]`` in its own order, with their tie-break ranks
     ``win_rank`` (strategy.md §5: nearest the ATM, then CE before PE, then the lower strike)."""
 
     is_ce: np.ndarray  # bool per candidate
     strike: np.ndarray  # int64 per candidate
-    volume_bars: np.ndarray  # int64
-    volume_bars_off: np.ndarray  # int64, candidates + 1
-    volume_cum: np.ndarray  # float64
-    volume_cum_off: np.ndarray
-    price_bars: np.ndarray  # int64
-    price_bars_off: np.ndarray
-    prices: np.ndarray  # float64
-    prices_off: np.ndarray
     win_anchor: np.ndarray  # int64 anchor second of the day per window
     win_start: np.ndarray  # int64
     win_end: np.ndarray  # int64
@@ -61,7 +53,7 @@ class DayLayout:
 
     def candidate(self, i: int) -> Candidate:
         """Candidate ``i`` as a Candidate whose series are views of the layout's arrays."""
-        return Candidate("CE" if self.is_ce[i] else "PE", int(self.strike[i]), flat_series(self, i))
+        return Candidate("CE" if self.is_ce[i] else "PE", int(self.strike[i]), self.series(i))
 
     def windows(self) -> tuple[Window, ...]:
         """The windows as Window objects (a candidate shared by two windows is one object)."""
@@ -122,10 +114,7 @@ def day_layout(keys: list[tuple[str, int]], series: DaySeries, windows: list[tup
     same order (core.grid.day_series), and its ``windows``: (anchor_sec, start, end, hour_open, atm, the
     indices of its candidates in its own order) each. The same layout as ``layout_of`` of the Window
     objects (tested), without a SparseSeries or Candidate per series."""
-    flat = {name: getattr(series, name) for name in ("volume_bars", "volume_bars_off", "volume_cum",
-                                                     "volume_cum_off", "price_bars", "price_bars_off", "prices",
-                                                     "prices_off")}
-    return _layout(keys, flat, windows)
+    return _layout(keys, {f.name: getattr(series, f.name) for f in fields(SeriesArrays)}, windows)
 
 
 def _layout(keys: list[tuple[str, int]], flat: dict[str, np.ndarray], windows: list[tuple]) -> DayLayout:
