@@ -544,14 +544,22 @@ class TickCache:
         self._merge_written_since(folder)
         current = {key: part for key, part in folder.parts.items()
                    if cache_key(part["path"], part["kind"], self.naive_timezone) == key}
-        sealed = seal_parts(encode_file(current, {key: folder.entries.get(key, {}) for key in current}))
+        return self.write_sealed(folder.target, encode_file(current, {key: folder.entries.get(key, {}) for key in current}),
+                                 f"the per-second cache {self.cache_dir}")
+
+    def write_sealed(self, target: Path, parts: list, what: str) -> WriteWarning:
+        """Write ``parts`` sealed to ``target`` atomically (``what`` names the cache in the warning); the first
+        failure, of this cache or of one sharing its ``writable`` (core.market_cache), turns writing off for
+        this run and returns its warning."""
+        if not self.writable:
+            return None
+        sealed = seal_parts(parts)
         try:
-            atomic_write_bytes(folder.target, lambda fh: fh.writelines(sealed))
+            atomic_write_bytes(target, lambda fh: fh.writelines(sealed))
         except OSError as exc:
             self.writable = False
-            return ("cache_unwritable", f"the per-second cache {self.cache_dir} cannot be written "
-                    f"({exc.strerror or exc}); this run goes on without caching (free space or fix "
-                    f"the folder's permissions, or set cache_dir=null)")
+            return ("cache_unwritable", f"{what} cannot be written ({exc.strerror or exc}); this run goes on "
+                    f"without caching (free space or fix the folder's permissions, or set cache_dir=null)")
         return None
 
     def _merge_written_since(self, folder: _Folder) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import atomic_write_bytes, read_sealed, seal_parts
+from .cache import read_sealed
 from .grid import GRID_VERSION
 from .health import Health
 from .layout import DayLayout
@@ -196,18 +196,7 @@ class MarketCache:
             return
         target = self._path(key)
         parts = group_parts(markets, health, consulted, files)  # taken now: views of the markets' arrays
-
-        def write() -> tuple[str, str] | None:
-            if not self.tick_cache.writable:  # an earlier write on the writer failed meanwhile
-                return None
-            sealed = seal_parts(parts)
-            try:
-                atomic_write_bytes(target, lambda fh: fh.writelines(sealed))
-            except OSError as exc:
-                self.tick_cache.writable = False
-                return ("cache_unwritable", f"the cache {self.folder} cannot be written ({exc.strerror or exc}); "
-                        f"this run goes on without caching (free space or fix the folder's permissions, or set "
-                        f"cache_dir=null)")
-            return None
-
-        self.tick_cache.write_later(target, sum(len(part) for part in parts), write, self.warn)
+        # write_sealed checks ``writable`` again on the writer: an earlier write may have failed meanwhile
+        self.tick_cache.write_later(target, sum(len(part) for part in parts),
+                                    lambda: self.tick_cache.write_sealed(target, parts, f"the cache {self.folder}"),
+                                    self.warn)

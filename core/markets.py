@@ -22,7 +22,7 @@ from .cache import BackgroundWriter, TickCache
 from .config import RunConfig, clock_label
 from .discover import (data_fingerprint, expiries_from_folders, expiry_series, load_calendar, nearest_expiry,
                        path_date, series_path, spot_files)
-from .grid import DaySeries, day_series, has_valid_price, spot_grid
+from .grid import SparseSeries, day_series, has_valid_price, spot_grid
 from .health import Health
 from .layout import DayLayout, Window, day_layout
 from .market_cache import MarketCache, file_identity, group_key
@@ -384,13 +384,10 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
                 built.append((anchor, start, end, hour_open, atm, [index[k] for k in offered]))
         laid_out = list(index)
         series = day_series([with_ticks[k] for k in laid_out], day, cfg.session)
-        above, highest = _prices_above_bound(series, spot, laid_out)
         for key in sorted(with_ticks):
             j = index[key]
             label = f"{cfg.symbol} {expiry} {key[0]} {key[1]}"
-            if above[j]:
-                _add_prices_above_bound(health, key, int(above[j]), highest[j],
-                                        f"{label} on {day_date(day)} ({files[key]})")
+            _count_prices_above_bound(health, series.series(j), spot, key, f"{label} on {day_date(day)} ({files[key]})")
             _add_day_counts(health, [with_ticks[key]], day, label)
             _add_outside_session(health, int(series.inside[j]), int(series.pre_open[j]), int(series.post_close[j]),
                                  f"{label} on {day_date(day)}")
@@ -402,32 +399,20 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
     return markets, consulted
 
 
-def _prices_above_bound(series: DaySeries, spot: np.ndarray, keys: list[tuple[str, int]]
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Per series of ``series`` ((opt_type, strike) ``keys``): the seconds whose close breaks a no-arbitrage
-    bound, and the highest such close (NaN where none). A call's price never exceeds the spot (the spot at
-    that second; none is checked before the day's first spot price), a put's never exceeds its strike."""
-    spot_at = spot[series.price_bars]
-    counts = np.zeros(len(keys), np.int64)
-    highest = np.full(len(keys), np.nan)
-    bars_off, prices_off = series.price_bars_off, series.prices_off
-    for j, (opt_type, strike) in enumerate(keys):
-        closes = series.prices[prices_off[j] + 1:prices_off[j + 1]]
-        above = closes > (spot_at[bars_off[j]:bars_off[j + 1]] if opt_type == "CE" else float(strike))
-        counts[j] = np.count_nonzero(above)
-        if counts[j]:
-            highest[j] = closes[above].max()
-    return counts, highest
-
-
-def _add_prices_above_bound(health: Health, key: tuple[str, int], n: int, highest: float, where: str) -> None:
-    """Count a series' closes above its bound (``_prices_above_bound``). Such a close is a bad tick or a file
-    in other units; it is counted, not dropped, since strategy.md section 1.4 drops only null, NaN and
-    non-positive closes."""
-    opt_type = key[0]
-    health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
-               f"{'spot' if opt_type == 'CE' else 'strike'} (highest {highest:g}), which no "
-               f"{opt_type} can trade at; check the file's close column and its units")
+def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.ndarray, key: tuple[str, int], where: str) -> None:
+    """Count the seconds whose close breaks a no-arbitrage bound: a call's price never exceeds the spot
+    (the spot at that second; none is checked before the day's first spot price), a put's never exceeds
+    its strike. Such a close is a bad tick or a file in other units; it is counted, not dropped, since
+    strategy.md section 1.4 drops only null, NaN and non-positive closes."""
+    opt_type, strike = key
+    prices = series.prices[1:]
+    bound = spot[series.price_bars] if opt_type == "CE" else float(strike)
+    above = prices > bound
+    n = int(np.count_nonzero(above))
+    if n:
+        health.add("option_price_above_bound", n, f"{where}: {n} second(s) with a close above the "
+                   f"{'spot' if opt_type == 'CE' else 'strike'} (highest {float(prices[above].max()):g}), which no "
+                   f"{opt_type} can trade at; check the file's close column and its units")
 
 
 SPOT_OUTLIER = 0.20  # a spot close this far from the day's median is no index level of that session
