@@ -35,7 +35,6 @@ import os
 import secrets
 import struct
 import weakref
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from zlib_ng.zlib_ng import crc32
 
 from .grid import GRID_VERSION
 from .ticks import Seconds, TickFileError, load_file_days
@@ -52,7 +52,9 @@ from .ticks import Seconds, TickFileError, load_file_days
 # int32 ticks, and (only for files whose prices may need merging, i.e. spot) int32 ns into the second.
 # The whole is sealed: SEAL + uint64 length + uint32 CRC-32 of what follows + the bytes. CRC-32 finds
 # truncation, torn writes and flipped bits (any burst of up to 32 bits, anything else with probability
-# 1 - 2^-32) at about four times the speed of BLAKE2b: the cache guards against damage, not forgery.
+# 1 - 2^-32): the cache guards against damage, not forgery. zlib-ng computes it (the same values as the
+# standard library's zlib.crc32, so files of either stay valid) at 25-29 GB/s on the bench machine against
+# zlib's 3.4 GB/s, and without the GIL.
 MAGIC = b"ATMBSEC1"
 SEAL = b"ATMBCRC1"
 HEAD = len(SEAL) + 8 + 4
@@ -177,14 +179,14 @@ class BackgroundWriter:
 
 def seal(data: bytes) -> bytes:
     """``data`` with a checksum in front (see SEAL)."""
-    return SEAL + struct.pack("<QI", len(data), zlib.crc32(data)) + data
+    return SEAL + struct.pack("<QI", len(data), crc32(data)) + data
 
 
 def seal_parts(parts: list) -> list:
     """The bytes of ``seal(b"".join(parts))`` as a list of parts, without joining them."""
     crc, length = 0, 0
     for part in parts:
-        crc = zlib.crc32(part, crc)
+        crc = crc32(part, crc)
         length += len(part)
     return [SEAL + struct.pack("<QI", length, crc), *parts]
 
@@ -197,7 +199,7 @@ def unseal_view(sealed: bytes | bytearray | np.ndarray) -> memoryview:
     data = memoryview(sealed)[HEAD:]
     if len(data) != length:
         raise ValueError("truncated cache file")
-    if zlib.crc32(data) != crc:
+    if crc32(data) != crc:
         raise ValueError("checksum mismatch (damaged cache file)")
     return data
 
@@ -298,7 +300,7 @@ def read_sealed(path: Path) -> memoryview | Exception | None:
         return exc
 
 
-def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
+def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytearray:
     """One day's aggregates as bytes (see MAGIC for the layout)."""
     volume = np.asarray(seconds.volume, np.float64)
     small = volume.astype(np.float32)
@@ -306,14 +308,19 @@ def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytes:
     header = json.dumps({"n": len(seconds.second), "counts": seconds.counts, "volume": vol_type,
                          "sub_ns": with_sub_ns}).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
-    base = np.int64(day) * 86_400
-    parts = [MAGIC, struct.pack("<I", len(header)), header, np.asarray(seconds.close, np.float64).tobytes(),
-             (small if vol_type == "f4" else volume).tobytes(),
-             (seconds.second - base).astype(np.int32).tobytes(), seconds.ticks.astype(np.int32).tobytes()]
+    n, start = len(seconds.second), len(MAGIC) + 4 + len(header)
+    columns = [(np.float64, np.asarray(seconds.close, np.float64)), (small.dtype, small) if vol_type == "f4" else
+               (np.float64, volume), (np.int32, seconds.second - np.int64(day) * 86_400), (np.int32, seconds.ticks)]
     if with_sub_ns:
-        sub_ns = np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000)
-        parts.append(sub_ns.astype(np.int32).tobytes())
-    return b"".join(parts)
+        columns.append((np.int32, np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000)))
+    # each column cast straight into its place in one buffer (no tobytes and join copies of a year's 0.4 GB)
+    out = bytearray(start + n * sum(np.dtype(dtype).itemsize for dtype, _ in columns))
+    out[:start] = MAGIC + struct.pack("<I", len(header)) + header
+    offset = start
+    for dtype, values in columns:
+        np.copyto(np.frombuffer(out, dtype, n, offset), values, casting="unsafe")
+        offset += n * np.dtype(dtype).itemsize
+    return out
 
 
 def encode_file(parts: dict[str, dict], entries: dict[str, dict[int, bytes]]) -> list:

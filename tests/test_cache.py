@@ -316,3 +316,41 @@ def test_writing_the_caches_in_the_background_changes_no_byte_and_no_count(regre
     one, two = run(1, "one"), run(2, "two")
     assert one[0] > 0 and len(one[2]) > 2
     assert one == two
+
+
+def test_entries_have_the_documented_layout_and_the_seal_is_the_standard_crc32():
+    """encode_entry writes MAGIC, header length, padded JSON header, then the columns (close f8, volume f4
+    where exact else f8, second of day i4, ticks i4, ns into the second i4) end to end; the seal's checksum
+    is zlib's CRC-32, so a cache file sealed by either implementation reads, and a flipped bit does not."""
+    import json
+    import struct
+    import zlib
+
+    import numpy as np
+
+    from core.cache import MAGIC, decode_entry, encode_entry, seal, unseal_view
+    from core.ticks import Seconds
+
+    day = 19_000
+    second = day * 86_400 + np.array([33_300, 33_301, 40_000], np.int64)
+    close = np.array([101.05, np.nan, 99.5])
+    close_ns = np.where(np.isnan(close), -1, second * 1_000_000_000 + np.array([5, 0, 999_999_999]))
+    for volume, vol_type in ((np.array([3.0, 0.0, 75.0]), "f4"), (np.array([3.0, 0.1, 75.0]), "f8")):
+        seconds = Seconds(second, volume, np.array([2, 1, 7], np.int64), close, close_ns, {"null_price": 1})
+        data = encode_entry(seconds, day)
+        header = json.dumps({"n": 3, "counts": {"null_price": 1}, "volume": vol_type, "sub_ns": True}).encode()
+        header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
+        expected = b"".join([MAGIC, struct.pack("<I", len(header)), header, close.tobytes(),
+                             volume.astype(vol_type).tobytes(), np.array([33_300, 33_301, 40_000], np.int32).tobytes(),
+                             np.array([2, 1, 7], np.int32).tobytes(), np.array([5, -1, 999_999_999], np.int32).tobytes()])
+        assert bytes(data) == expected
+        back = decode_entry(data, day)
+        for name in ("second", "volume", "ticks", "close", "close_ns"):
+            np.testing.assert_array_equal(getattr(back, name), getattr(seconds, name))
+        sealed = seal(bytes(data))
+        assert struct.unpack_from("<QI", sealed, 8) == (len(data), zlib.crc32(data))
+        assert bytes(unseal_view(sealed)) == bytes(data)
+        damaged = bytearray(sealed)
+        damaged[-5] ^= 0x10
+        with pytest.raises(ValueError, match="checksum"):
+            unseal_view(damaged)
