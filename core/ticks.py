@@ -218,8 +218,16 @@ def _plain_timestamps(column: pa.ChunkedArray, naive_timezone: str) -> tuple[np.
     if typ.tz is None and naive_timezone not in FIXED_OFFSETS_NS:
         return None
     shift = 0 if typ.tz is not None else -FIXED_OFFSETS_NS[naive_timezone]
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return np.asarray(arr.view(pa.int64())), UNIT_NS[typ.unit], shift
+    return np.asarray(_one_array(column).view(pa.int64())), UNIT_NS[typ.unit], shift
+
+
+def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as one array: its only chunk as it is (a file of one row group, the usual case), else its
+    chunks joined. combine_chunks copies even a single chunk: a year's timestamps and volumes are 0.5 GB of
+    new memory, 0.15-0.9 s of CPU on the bench machine."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 _NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -341,7 +349,8 @@ def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, day
         vol_col = table.column("vol_delta")
         if vol_col.null_count or not pa.types.is_integer(vol_col.type) or vol_col.type == pa.uint64():
             return None
-        volume = np.asarray(vol_col.combine_chunks().cast(pa.int64()))
+        volume = _one_array(vol_col)
+        volume = np.asarray(volume if volume.type == pa.int64() else volume.cast(pa.int64()))
     else:
         volume = np.zeros(n, np.int64)
     raw, unit, shift = plain
