@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import core.cache as cache_mod
 from core import run_backtest
@@ -318,31 +320,38 @@ def test_writing_the_caches_in_the_background_changes_no_byte_and_no_count(regre
     assert one == two
 
 
+
 def test_entries_have_the_documented_layout_and_the_seal_is_the_standard_crc32():
-    """encode_entry writes MAGIC, header length, padded JSON header, then the columns (close f8, volume f4
-    where exact else f8, second of day i4, ticks i4, ns into the second i4) end to end; the seal's checksum
-    is zlib's CRC-32, so a cache file sealed by either implementation reads, and a flipped bit does not."""
+    """encode_entry writes MAGIC, header length, padded JSON header, then each column in the narrowest type
+    that holds it exactly, padded to 8 bytes; the seal's checksum is zlib's CRC-32, so a cache file sealed
+    by either implementation reads, and a flipped bit does not."""
     import json
     import struct
     import zlib
 
     import numpy as np
 
-    from core.cache import MAGIC, decode_entry, encode_entry, seal, unseal_view
+    from core.cache import MAGIC, NO_PRICE, decode_entry, encode_entry, seal, unseal_view
     from core.ticks import Seconds
 
     day = 19_000
     second = day * 86_400 + np.array([33_300, 33_301, 40_000], np.int64)
     close = np.array([101.05, np.nan, 99.5])
     close_ns = np.where(np.isnan(close), -1, second * 1_000_000_000 + np.array([5, 0, 999_999_999]))
-    for volume, vol_type in ((np.array([3.0, 0.0, 75.0]), "f4"), (np.array([3.0, 0.1, 75.0]), "f8")):
+    pad = lambda raw: raw + b"\0" * (-len(raw) % 8)  # noqa: E731
+    for volume, vol_type in ((np.array([3.0, 0.0, 75.0]), "|u1"), (np.array([3.0, 0.0, 750.0]), "<u2"),
+                             (np.array([3.0, 0.1, 75.0]), "<f8"), (np.array([3.0, 0.5, 75.0]), "<f4")):
         seconds = Seconds(second, volume, np.array([2, 1, 7], np.int64), close, close_ns, {"null_price": 1})
         data = encode_entry(seconds, day)
-        header = json.dumps({"n": 3, "counts": {"null_price": 1}, "volume": vol_type, "sub_ns": True}).encode()
+        columns = {"close": "<i4", "volume": vol_type, "second": "<u2", "ticks": "|u1", "sub_ns": "<i4"}
+        header = json.dumps({"n": 3, "counts": {"null_price": 1}, "first_second": 33_300, "close_scale": 20,
+                             "columns": columns}).encode()
         header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
-        expected = b"".join([MAGIC, struct.pack("<I", len(header)), header, close.tobytes(),
-                             volume.astype(vol_type).tobytes(), np.array([33_300, 33_301, 40_000], np.int32).tobytes(),
-                             np.array([2, 1, 7], np.int32).tobytes(), np.array([5, -1, 999_999_999], np.int32).tobytes()])
+        expected = b"".join([MAGIC, struct.pack("<I", len(header)), header,
+                             pad(np.array([2021, NO_PRICE, 1990], np.int32).tobytes()),
+                             pad(volume.astype(vol_type).tobytes()), pad(np.array([0, 1, 6_700], np.uint16).tobytes()),
+                             pad(np.array([2, 1, 7], np.uint8).tobytes()),
+                             pad(np.array([5, -1, 999_999_999], np.int32).tobytes())])
         assert bytes(data) == expected
         back = decode_entry(data, day)
         for name in ("second", "volume", "ticks", "close", "close_ns"):
@@ -354,3 +363,45 @@ def test_entries_have_the_documented_layout_and_the_seal_is_the_standard_crc32()
         damaged[-5] ^= 0x10
         with pytest.raises(ValueError, match="checksum"):
             unseal_view(damaged)
+        with pytest.raises(ValueError, match="truncated"):
+            decode_entry(data[:-8], day)
+
+
+def _bits(values):
+    import numpy as np
+
+    values = np.asarray(values)
+    return values.dtype.str, values.view(f"u{values.dtype.itemsize}").tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_an_entry_gives_back_every_value_bit_for_bit(data):
+    """Whatever the values (prices off the 0.05 grid, NaN, -0.0, huge, fractional or negative volumes, many
+    ticks, seconds across the whole day), decode_entry(encode_entry(x)) is x, bit for bit."""
+    import numpy as np
+
+    from core.cache import decode_entry, encode_entry
+    from core.ticks import Seconds
+
+    day = data.draw(st.integers(17_000, 21_000))
+    n = data.draw(st.integers(0, 40))
+    seconds_of_day = sorted(data.draw(st.lists(st.integers(0, 86_399), min_size=n, max_size=n, unique=True)))
+    second = day * 86_400 + np.array(seconds_of_day, np.int64)
+    grid_price = st.integers(1, 2_000_000).map(lambda k: k / 20)
+    price = st.one_of(grid_price, st.integers(1, 10 ** 6).map(lambda k: k / 100), st.just(float("nan")),
+                      st.floats(0.01, 1e12), st.just(1e8), st.just(-0.0))
+    close = np.array(data.draw(st.lists(price, min_size=n, max_size=n)), np.float64)
+    volume = np.array(data.draw(st.lists(st.one_of(st.integers(0, 300), st.integers(0, 70_000), st.integers(0, 2 ** 40),
+                                                   st.floats(-1e9, 1e9), st.just(-0.0), st.just(float("nan"))),
+                                         min_size=n, max_size=n)), np.float64)
+    ticks = np.array(data.draw(st.lists(st.one_of(st.integers(1, 300), st.integers(1, 2 ** 40)), min_size=n, max_size=n)),
+                     np.int64)
+    with_sub_ns = data.draw(st.booleans())
+    sub = np.array(data.draw(st.lists(st.integers(0, 999_999_999), min_size=n, max_size=n)), np.int64)
+    close_ns = np.where(np.isnan(close), -1, second * 1_000_000_000 + (sub if with_sub_ns else 0))
+    seconds = Seconds(second, volume, ticks, close, close_ns, {"duplicate_row": 2} if n % 2 else {})
+    back = decode_entry(encode_entry(seconds, day, with_sub_ns), day)
+    for name in ("second", "volume", "ticks", "close", "close_ns"):
+        assert _bits(getattr(back, name)) == _bits(getattr(seconds, name)), name
+    assert back.counts == seconds.counts
