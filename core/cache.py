@@ -513,12 +513,17 @@ class TickCache:
             raise result
         return result
 
-    def load_many(self, requests: list[tuple], cache_only: bool = False, mapper: Callable = map) -> list:
+    def load_many(self, requests: list[tuple], cache_only: bool = False, mapper: Callable = map,
+                  use_threads: bool | None = None) -> list:
         """``load`` for each (path, kind, days) request: its result, or the TickFileError it raised.
 
         Each folder's cache file is read once; the misses are built with ``mapper(build, misses)``
         (``map``, or a thread pool's), then each folder's cache file that gained a part is written once.
+        ``use_threads`` (default: this cache's) lets pyarrow decode each file on several threads; a caller
+        whose ``mapper`` already reads files side by side turns it off (pyarrow's hand-offs between its
+        threads then only cost wake-ups).
         """
+        use_threads = self.use_threads if use_threads is None else use_threads
         folders: dict[Path, _Folder] = {}
         results: list = [None] * len(requests)
         misses = []
@@ -537,7 +542,7 @@ class TickCache:
                 misses.append((i, key, folder))
         if cache_only:
             return results
-        built = list(mapper(self._build, [tuple(requests[i][:3]) + (folder, key) for i, key, folder in misses]))
+        built = list(mapper(self._build, [tuple(requests[i][:3]) + (folder, key, use_threads) for i, key, folder in misses]))
         for (i, key, folder), (result, part, new_entries) in zip(misses, built):
             results[i] = result
             if folder is not None and part is not None:
@@ -571,9 +576,9 @@ class TickCache:
 
     def _build(self, request: tuple) -> tuple:
         """(result or TickFileError, the part to store or None, its encoded entries) of one miss."""
-        path, kind, days, folder, key = request
+        path, kind, days, folder, key, use_threads = request
         try:
-            loaded = load_file_days(path, kind, self.naive_timezone, days, self.use_threads)
+            loaded = load_file_days(path, kind, self.naive_timezone, days, use_threads)
         except TickFileError as exc:
             # a passing read error is retried next run; a lasting one is the file's cached verdict
             part = None if key is None or exc.transient else {

@@ -88,9 +88,9 @@ class _FileLoader:
         todo = [r for r in requests if r[0] not in self.failed]
         if not todo:
             return [None] * len(requests)
-        if len(todo) > 1 and self.threads > 1:  # misses are built on the pool; hits are cheap
+        if len(todo) > 1 and self.threads > 1:  # misses are built on the pool, one file per thread; hits are cheap
             with ThreadPoolExecutor(self.threads) as pool:
-                results = self.cache.load_many(todo, mapper=pool.map)
+                results = self.cache.load_many(todo, mapper=pool.map, use_threads=False)
         else:
             results = self.cache.load_many(todo)
         by_path = {}
