@@ -370,6 +370,29 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       returning memory (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) cut minor faults from
       109,000-151,000 to 23,000 but not system time (1.49 s against 1.36-1.92 s): what remains is
       the kernel copying the files' bytes.
+    - 2026-12-06 (morning), four changes with the same trades, health and market cache (compared byte for
+      byte on this year) and the same decoded per-second entries. (1) The caches' CRC-32 comes from
+      zlib-ng, 25-29 GB/s here against the standard library's 3.4 GB/s, the same values. (2) A day's
+      per-second entry is cast column by column into one buffer instead of tobytes and a join. (3) A
+      tick file's columns of one chunk are used as they are: combine_chunks copied every file's
+      timestamps and volumes, 0.5 GB of new memory a cold year (0.15 s of CPU when that memory is warm,
+      0.9 s when it is fresh). (4) Per-second cache format 6 stores each column in the narrowest exact
+      type: the year's option entries 213 MB instead of 461 MB, encoding 0.43 s of CPU instead of
+      0.37 s. Also, the file threads read with pyarrow's own threads off. A perf profile of a cold run
+      put 9% of the samples in futex wake-ups and waits, and 6% in ext4's inode allocation right after
+      a deletion (the bullet on deleting files). Alternating pairs of cold years: 10 of 16 faster,
+      medians 3.87 s against 4.00 s and 3.91 s against 4.08 s. Writing 0.25 GB less did not lower the
+      cold run's system time above the noise: five pairs gave 1.24-1.97 s against 1.27-1.96 s. So
+      writing these caches is not what bounds the cold run. Written alone, 770 MB of files take 1.85 s
+      of system time when the memory is fresh, and 0.17 s when it was freed just before. In a run the
+      writes reuse pages that the run's own reads and arrays have freed. The bench run of 02:34 UTC
+      (60f4b73; 10 M additions 0.28-0.30 s, no steal) measured cold 3.73 s = 2.49x, with a floor of
+      1.50 s, the lowest so far, and a CPU bound of 1.73x. Warm first runs were 0.23 s = 0.15x, against
+      0.27 s = 0.17x at 00:20; warm again runs were 0.20 s, against 0.23 s. At the two speeds above,
+      verifying the warm year's 0.3 GB of market cache takes 0.01 s instead of 0.09 s. Ray 2 vs 1 workers measured
+      1.439x (5.9/6.5/6.6 s against 4.1/4.1/4.4 s). The Ray tasks read with one thread and no writer
+      thread (`threads=1`), so the change to pyarrow's threads does not apply to them; (1)-(4) do. The
+      1,000-combination sweep took 31.3 s.
   - Warm first run (target 0.25x), met since 5890adc. Until then, the again line (0.14-0.15x) plus
     numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
     registries, taken under the GIL, which the main thread shares with the loading thread; the first
