@@ -392,7 +392,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       verifying the warm year's 0.3 GB of market cache takes 0.01 s instead of 0.09 s. Ray 2 vs 1 workers measured
       1.439x (5.9/6.5/6.6 s against 4.1/4.1/4.4 s). The Ray tasks read with one thread and no writer
       thread (`threads=1`), so the change to pyarrow's threads does not apply to them; (1)-(4) do. The
-      1,000-combination sweep took 31.3 s.
+      1,000-combination sweep took 31.3 s. The bench run of 02:49 UTC (fdf3766, the same engine, with the
+      three synthetic years 2023-2025 present, so with the 3-years lines): floor 1.68 s, cold 3.80 s =
+      2.26x, CPU 5.24 s, a bound of 1.55x; warm 0.14x, again 0.12x; Ray 1.462x (5.7/6.1/6.3 s against
+      3.9/4.0/4.3 s); 36 combinations 8.4 s, 1,000 in 31.6 s; a warm run over three years 2.54x the
+      one-year run (again 2.67x), and the 36-combination sweep 1.66x.
   - Warm first run (target 0.25x), met since 5890adc. Until then, the again line (0.14-0.15x) plus
     numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
     registries, taken under the GIL, which the main thread shares with the loading thread; the first
