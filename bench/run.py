@@ -377,7 +377,7 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       tick file's columns of one chunk are used as they are: combine_chunks copied every file's
       timestamps and volumes, 0.5 GB of new memory a cold year (0.15 s of CPU when that memory is warm,
       0.9 s when it is fresh). (4) Per-second cache format 6 stores each column in the narrowest exact
-      type: the year's option entries 213 MB instead of 461 MB, encoding 0.43 s of CPU instead of
+      type: the year's entries (options and spot) 213 MB instead of 461 MB, encoding 0.43 s of CPU instead of
       0.37 s. Also, the file threads read with pyarrow's own threads off. A perf profile of a cold run
       put 9% of the samples in futex wake-ups and waits, and 6% in ext4's inode allocation right after
       a deletion (the bullet on deleting files). Alternating pairs of cold years: 10 of 16 faster,

@@ -47,13 +47,14 @@ from zlib_ng.zlib_ng import crc32
 from .grid import GRID_VERSION
 from .ticks import Seconds, TickFileError, load_file_days
 
-# Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's rows column
-# by column, each column padded to 8 bytes and stored in the narrowest type that gives back every value
-# bit for bit (the header names each column's type): close (int32 price in 1/20 or 1/100 of a rupee, NO_PRICE
-# for NaN, else float64), volume (uint8/uint16/uint32/float32, else float64), second (uint16/int32 seconds
-# after the header's first second), ticks (uint8/uint16/int32), and (only for files whose prices may need
-# merging, i.e. spot) int32 ns into the second. A cold year's 3,781 option entries hold 21.9 M rows in
-# 0.2 GB instead of the 0.44 GB of float64/float32/int32 columns (format 5); see docs/engine.md.
+# Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's rows
+# column by column, each column padded to 8 bytes and stored in the narrowest type that gives back
+# every value bit for bit (the header names each column's type): close (int32 price in 1/20 or 1/100
+# of a rupee, NO_PRICE for NaN, else float64), volume (uint8/uint16/uint32/float32, else float64),
+# second (uint16/int32 seconds after the header's first second), ticks (uint8/uint16/int32), and (only
+# for files whose prices may need merging, i.e. spot) int32 ns into the second. A cold year's 3,781
+# entries (option and spot) hold 21.9 M rows in 0.21 GB instead of the 0.46 GB of format 5's
+# float64/float32/int32 columns; see docs/engine.md.
 # The whole is sealed: SEAL + uint64 length + uint32 CRC-32 of what follows + the bytes. CRC-32 finds
 # truncation, torn writes and flipped bits (any burst of up to 32 bits, anything else with probability
 # 1 - 2^-32): the cache guards against damage, not forgery. zlib-ng computes it (the same values as the
