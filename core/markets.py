@@ -224,12 +224,16 @@ def iter_day_markets(cfg: RunConfig, health: Health, threads: int | None = None,
 def _day_markets(cfg: RunConfig, health: Health, loader: _FileLoader,
                  progress: Callable[[int, int], None] | None) -> Iterator[DayMarket]:
     """``iter_day_markets`` with its file loader."""
-    spot = _Spot(cfg, loader)
-    spot_transient = loader.transient
-    expiries = _expiry_dates(cfg, health)
-    first, last = day_number(cfg.start), day_number(cfg.end)
-    spot_days = [d for d in spot.days() if first <= d <= last]
-    _count_days_without_spot(cfg, health, set(spot_days))
+    # NSE's sessions (the calendar library's import and computation, 0.13-0.15 s in a run whose cache has
+    # not kept them yet) are worked out on a thread while the spot files load
+    with ThreadPoolExecutor(1, thread_name_prefix="atmburst-sessions") as pool:
+        sessions = pool.submit(nse_trading_days_cached, cfg.start, cfg.end, cfg.cache_dir)
+        spot = _Spot(cfg, loader)
+        spot_transient = loader.transient
+        expiries = _expiry_dates(cfg, health)
+        first, last = day_number(cfg.start), day_number(cfg.end)
+        spot_days = [d for d in spot.days() if first <= d <= last]
+        _count_days_without_spot(cfg, health, set(spot_days), sessions.result())
 
     groups: dict[dt.date | None, list[int]] = {}
     for d in spot_days:
@@ -436,9 +440,10 @@ def _count_spot_outliers(health: Health, closes: np.ndarray, day: int) -> None:
                    f"highest {float(priced[far].max()):g}); check the spot file for that day")
 
 
-def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int]) -> None:
-    """Weekdays in range with no spot file: holidays are info, missing NSE sessions are problems."""
-    sessions = nse_trading_days_cached(cfg.start, cfg.end, cfg.cache_dir)
+def _count_days_without_spot(cfg: RunConfig, health: Health, spot_days: set[int],
+                             sessions: frozenset[dt.date] | None) -> None:
+    """Weekdays in range with no spot file: holidays (not in NSE's ``sessions``) are info, missing NSE
+    sessions are problems; without ``sessions`` (no calendar), every such weekday is a problem."""
     d = cfg.start
     while d <= cfg.end:
         if d.weekday() < 5 and day_number(d) not in spot_days:

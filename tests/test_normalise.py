@@ -206,6 +206,17 @@ def test_a_day_whose_spot_file_is_unusable_says_so(tmp_path):
                                             f"missing_column for why)"]
 
 
+def test_weekdays_without_spot_are_holidays_or_missing_sessions_by_nse_calendar(tmp_path):
+    """The sessions (worked out on a thread while the spot files load) split the weekdays without spot:
+    Wednesday 2024-07-17 (Muharram) is an NSE holiday, the other ten weekdays after 2024-07-01 are sessions."""
+    baseline(tmp_path)
+    for cache_dir in (None, str(tmp_path / "cache"), str(tmp_path / "cache")):  # no cache, cold, warm
+        result = run_backtest(small_config(tmp_path, end="2024-07-17", cache_dir=cache_dir))
+        assert result.health["info"]["holidays_skipped"] == 1
+        assert result.health["problems"]["missing_spot_day"] == 11
+        assert "2024-07-17" not in " ".join(result.health["messages"]["missing_spot_day"])
+
+
 def test_weekday_without_spot_and_day_without_expiry(tmp_path):
     baseline(tmp_path)
     result = run_backtest(small_config(tmp_path, end="2024-07-02"))
