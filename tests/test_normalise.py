@@ -208,7 +208,7 @@ def test_a_day_whose_spot_file_is_unusable_says_so(tmp_path):
 
 def test_weekdays_without_spot_are_holidays_or_missing_sessions_by_nse_calendar(tmp_path):
     """The sessions (worked out on a thread while the spot files load) split the weekdays without spot:
-    Wednesday 2024-07-17 (Muharram) is an NSE holiday, the other ten weekdays after 2024-07-01 are sessions."""
+    Wednesday 2024-07-17 (Muharram) is an NSE holiday, the other eleven weekdays after 2024-07-01 are sessions."""
     baseline(tmp_path)
     for cache_dir in (None, str(tmp_path / "cache"), str(tmp_path / "cache")):  # no cache, cold, warm
         result = run_backtest(small_config(tmp_path, end="2024-07-17", cache_dir=cache_dir))
