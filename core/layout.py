@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .grid import DaySeries, SeriesArrays, offsets_of
+from .grid import SeriesArrays, offsets_of
 from .signal import Candidate
 
 
@@ -104,28 +104,23 @@ def layout_of(windows: list[Window]) -> DayLayout:
     prices, prices_off = joined([s.prices for s in series], np.float64)
     flat = SeriesArrays(volume_bars, volume_bars_off, volume_cum, volume_cum_off, price_bars, price_bars_off, prices,
                         prices_off)
-    return _layout([(c.opt_type, c.strike) for c in cands], flat,
-                   [(w.anchor_sec, w.start, w.end, w.hour_open, w.atm, m) for w, m in zip(windows, members)])
+    return day_layout([(c.opt_type, c.strike) for c in cands], flat,
+                      [(w.anchor_sec, w.start, w.end, w.hour_open, w.atm, m) for w, m in zip(windows, members)])
 
 
-def day_layout(keys: list[tuple[str, int]], series: DaySeries, windows: list[tuple]) -> DayLayout:
-    """The layout of a day from its candidates' ``keys`` ((opt_type, strike) each), their ``series`` in the
-    same order (core.grid.day_series), and its ``windows``: (anchor_sec, start, end, hour_open, atm, the
-    indices of its candidates in its own order) each. The same layout as ``layout_of`` of the Window
-    objects (tested), without a SparseSeries or Candidate per series."""
-    return _layout(keys, series, windows)
-
-
-def _layout(keys: list[tuple[str, int]], flat: SeriesArrays, windows: list[tuple]) -> DayLayout:
-    """The DayLayout of the candidates ``keys``, their series' ``flat`` arrays and the windows (as in
-    ``day_layout``)."""
+def day_layout(keys: list[tuple[str, int]], series: SeriesArrays, windows: list[tuple]) -> DayLayout:
+    """The layout of a day from its candidates' ``keys`` ((opt_type, strike) each), their ``series`` laid end
+    to end in the same order (core.grid.day_series, or ``layout_of``'s join), and its ``windows``:
+    (anchor_sec, start, end, hour_open, atm, the indices of its candidates in its own order) each. For the
+    markets' day_series, the same layout as ``layout_of`` of the Window objects (tested), without a
+    SparseSeries or Candidate per series."""
     win_cands = [i for *_, members in windows for i in members]
     win_rank = [r for *_, atm, members in windows for r in tie_ranks(atm, [keys[i] for i in members])]
     win_cand_off = offsets_of([len(members) for *_, members in windows])
     return DayLayout(
         is_ce=np.array([opt_type == "CE" for opt_type, _ in keys], np.bool_),
         strike=np.array([strike for _, strike in keys], np.int64),
-        **{f.name: getattr(flat, f.name) for f in fields(SeriesArrays)},
+        **{f.name: getattr(series, f.name) for f in fields(SeriesArrays)},
         win_anchor=np.array([w[0] for w in windows], np.int64), win_start=np.array([w[1] for w in windows], np.int64),
         win_end=np.array([w[2] for w in windows], np.int64), win_hour_open=np.array([w[3] for w in windows], np.float64),
         win_atm=np.array([w[4] for w in windows], np.int64), win_cand_off=win_cand_off,
