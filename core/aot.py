@@ -4,11 +4,12 @@ module instead of starting numba.
 numba's JIT keeps compiled code on disk, but loading it starts numba first: it imports and registers
 its typing and lowering registries (about 250 modules), 0.13 s of a warm run's 0.3 s on this
 project's bench machine, under the GIL, and again in every Ray worker. ``numba.pycc`` compiles the
-same functions (the batch kernel's ``day_signals`` and ``day_exits``, core.kernel_loops, and
-normalisation's ``file_seconds``, ``aggregate_rows`` and ``ist_instants``, core.ticks_loops; each with
-the argument types of its one JIT variant, core.compiled) into an extension module that imports in
-under a millisecond and needs no numba at run time. Like the JIT loops (``nogil=True``), its functions
-release the GIL while they run, so a loader's file threads still normalise files in parallel.
+same functions (the batch kernel's ``day_signals`` and ``day_exits``, core.kernel_loops, normalisation's
+``file_seconds``, ``aggregate_rows`` and ``ist_instants``, core.ticks_loops, and the per-second cache's
+``entry_columns``, core.cache_loops; each with the argument types of its one JIT variant, core.compiled)
+into an extension module that imports in under a millisecond and needs no numba at run time. Like the
+JIT loops (``nogil=True``), its functions release the GIL while they run, so a loader's file threads
+still normalise files in parallel.
 
 * Built once per checkout, numba, numpy, Python and machine (the key of the file name), into
   ``core/__pycache__`` beside numba's own cache: ``python -m core.aot``, which a process that had to
@@ -40,11 +41,12 @@ import numpy as np
 
 ENV = "ATMBURST_AOT"  # "0": numba's JIT loops only
 EXPORTED = {"day_signals": "kernel_loops", "day_exits": "kernel_loops", "file_seconds": "ticks_loops",
-            "aggregate_rows": "ticks_loops", "ist_instants": "ticks_loops"}  # loop -> its JIT module in core
+            "aggregate_rows": "ticks_loops", "ist_instants": "ticks_loops",
+            "entry_columns": "cache_loops"}  # loop -> its JIT module in core
 FORMAT = 2  # of the module and its argument file: part of the key
 HERE = Path(__file__).resolve().parent
-# the loops, and the modules they take constants from (core.exits, core.ticks)
-SOURCES = ("kernel_loops.py", "exits.py", "ticks_loops.py", "ticks.py")
+# the loops, and the modules they take constants from (core.exits, core.ticks, core.cache)
+SOURCES = ("kernel_loops.py", "exits.py", "ticks_loops.py", "ticks.py", "cache_loops.py", "cache.py")
 SCALAR = 0  # the dimensions written for a scalar argument
 INT64_RANGE = (-2 ** 63, 2 ** 63)
 
@@ -121,8 +123,8 @@ def _checked(compiled, expected: tuple, name: str):
 
 
 def jit_module(name: str):
-    """The module of numba's JIT loop ``name`` (core.kernel_loops or core.ticks_loops; importing it
-    imports numba)."""
+    """The module of numba's JIT loop ``name`` (core.kernel_loops, core.ticks_loops or core.cache_loops;
+    importing it imports numba)."""
     return _core_module(EXPORTED[name])
 
 
@@ -202,11 +204,13 @@ def build(folder: Path | None = None) -> Path | None:
         with _LOCK:
             _CHOSEN[:] = [None]  # this process's steps call numba's loops, so each compiles its one variant
         from .cache import atomic_write_bytes
+        from .cache import load_jit_loops as load_encoder_jit_loop
         from .kernel import load_jit_loops
         from .ticks import load_jit_loops as load_normalisation_jit_loops
 
         load_jit_loops()  # each loop's one variant, with the argument types of every real call
         load_normalisation_jit_loops()
+        load_encoder_jit_loop()
         scratch = Path(tempfile.mkdtemp(prefix=".aot-", dir=path.parent))
         try:
             built, argument_types = _compile(_stem(path), scratch)

@@ -45,6 +45,7 @@ import numpy as np
 from zlib_ng.zlib_ng import crc32
 
 from .grid import GRID_VERSION
+from .compiled import read_only
 from .ticks import Seconds, TickFileError, load_file_days
 
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's rows
@@ -309,25 +310,10 @@ PRICE_SCALES = (20, 100)  # NSE's option tick is 0.05 rupee (prices in twentieth
 NO_PRICE = np.iinfo(np.int32).min  # a scaled close that is NaN (a second without a usable price)
 
 
-def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two arrays of one dtype hold the same bits (NaN equals NaN of its own payload, -0.0 is not 0.0)."""
-    return np.array_equal(a.view(f"u{a.dtype.itemsize}"), b.view(f"u{b.dtype.itemsize}"))
-
-
-def _narrowest(values: np.ndarray, candidates: tuple) -> np.dtype:
-    """The first of ``candidates`` that holds every one of ``values`` bit for bit, else their own dtype
-    (integer candidates are tried only where the values' range fits them)."""
-    if not len(values):
-        return np.dtype(candidates[0])
-    low, high = values.min(), values.max()
-    for dtype in map(np.dtype, candidates):
-        if dtype.kind in "ui" and not (np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max):
-            continue  # out of range, or NaN (comparisons false)
-        if values.dtype.kind in "ui" and dtype.kind in "ui":
-            return dtype  # integers in range: exact
-        if _same_bits(values.astype(dtype).astype(values.dtype), values):
-            return dtype
-    return values.dtype
+# the candidate types of each column, as core.cache_loops.entry_columns codes them; the last is the column's own
+VOLUME_TYPES = tuple(map(np.dtype, (np.uint8, np.uint16, np.uint32, np.float32, np.float64)))
+SECOND_TYPES = tuple(map(np.dtype, (np.uint16, np.int32, np.int64)))
+TICKS_TYPES = tuple(map(np.dtype, (np.uint8, np.uint16, np.int32, np.int64)))
 
 
 def _scaled_close(close: np.ndarray, scale: int) -> np.ndarray:
@@ -335,54 +321,54 @@ def _scaled_close(close: np.ndarray, scale: int) -> np.ndarray:
     return np.where(close == NO_PRICE, np.nan, close.astype(np.float64) / scale)
 
 
-def _close_column(close: np.ndarray) -> tuple[int | None, np.ndarray]:
-    """(scale, int32 prices) for the first of PRICE_SCALES that gives back every close bit for bit through
-    _scaled_close, else (None, the float64 closes)."""
-    nan = np.isnan(close)
-    has_nan = bool(nan.any())
-    for scale in PRICE_SCALES:
-        scaled = close * scale
-        np.rint(scaled, out=scaled)
-        if has_nan:
-            scaled[nan] = 0
-        if len(scaled) and not (-(2 ** 31 - 1) < scaled.min() and scaled.max() < 2 ** 31 - 1):
-            continue  # NO_PRICE stays free for NaN
-        stored = scaled.astype(np.int32)
-        back = stored / scale  # as _scaled_close computes it
-        if has_nan:
-            stored[nan], back[nan] = NO_PRICE, np.nan
-        if _same_bits(back, close):
-            return scale, stored
-    return None, close
-
-
-def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> bytearray:
-    """One day's aggregates as bytes (see MAGIC for the layout)."""
-    scale, close = _close_column(np.asarray(seconds.close, np.float64))
-    volume = np.asarray(seconds.volume, np.float64)
+def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> np.ndarray:
+    """One day's aggregates as bytes, a uint8 array (see MAGIC for the layout); each column's type is chosen
+    by core.cache_loops.entry_columns."""
+    close = np.ascontiguousarray(seconds.close, np.float64)
+    volume = np.ascontiguousarray(seconds.volume, np.float64)
+    ticks = np.ascontiguousarray(seconds.ticks, np.int64)
     first = int(seconds.second[0]) if len(seconds.second) else day * 86_400
     after_first = np.asarray(seconds.second, np.int64) - first
-    ticks = np.asarray(seconds.ticks, np.int64)
-    columns = {"close": (close.dtype, close),
-               "volume": (_narrowest(volume, (np.uint8, np.uint16, np.uint32, np.float32)), volume),
-               "second": (_narrowest(after_first, (np.uint16, np.int32)), after_first),
-               "ticks": (_narrowest(ticks, (np.uint8, np.uint16, np.int32)), ticks)}
+    scaled = np.empty(len(close), np.int32)
+    scale, volume_code, second_code, ticks_code = _loops().entry_columns(
+        read_only(close), read_only(volume), read_only(after_first), read_only(ticks), scaled)
+    columns = {"close": (np.dtype(np.int32), scaled) if scale else (close.dtype, close),
+               "volume": (VOLUME_TYPES[volume_code], volume),
+               "second": (SECOND_TYPES[second_code], after_first),
+               "ticks": (TICKS_TYPES[ticks_code], ticks)}
     if with_sub_ns:
         columns["sub_ns"] = (np.dtype(np.int32), np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000))
     n = len(seconds.second)
-    header = json.dumps({"n": n, "counts": seconds.counts, "first_second": first - day * 86_400, "close_scale": scale,
-                         "columns": {name: dtype.str for name, (dtype, _) in columns.items()}}).encode()
+    header = json.dumps({"n": n, "counts": seconds.counts, "first_second": first - day * 86_400,
+                         "close_scale": scale or None, "columns": {name: dtype.str for name, (dtype, _) in columns.items()}}).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
     start = len(MAGIC) + 4 + len(header)
     sizes = [n * dtype.itemsize + (-(n * dtype.itemsize) % 8) for dtype, _ in columns.values()]
-    # each column cast straight into its place in one buffer (no tobytes and join copies)
-    out = bytearray(start + sum(sizes))
-    out[:start] = MAGIC + struct.pack("<I", len(header)) + header
+    # each column cast straight into its place in one buffer (no tobytes and join copies), only the padding
+    # zeroed (a year's entries are 0.2 GB: zeroing them first would take the GIL to fault their pages in)
+    out = np.empty(start + sum(sizes), np.uint8)
+    out[:start] = np.frombuffer(MAGIC + struct.pack("<I", len(header)) + header, np.uint8)
     offset = start
     for (dtype, values), size in zip(columns.values(), sizes):
-        np.copyto(np.frombuffer(out, dtype, n, offset), values, casting="unsafe")
+        np.copyto(out[offset:offset + n * dtype.itemsize].view(dtype), values, casting="unsafe")
+        out[offset + n * dtype.itemsize:offset + size] = 0
         offset += size
     return out
+
+
+def _loops():
+    """The per-second cache's compiled loop: core.aot's module when it is built, else numba's JIT loop
+    (core.cache_loops, imported on the first entry encoded, not by a warm run)."""
+    from . import aot
+
+    return aot.serving("cache_loops")
+
+
+def load_jit_loops() -> None:
+    """Compile or load numba's JIT loop of the encoder (core.cache_loops, from numba's on-disk cache) by
+    encoding a day of two seconds: its arguments have the types of every real call."""
+    encode_entry(Seconds(np.array([0, 1], np.int64), np.array([1.0, 2.0]), np.array([1, 1], np.int64),
+                         np.array([100.0, 100.05]), np.array([0, 1_000_000_000], np.int64)), 0)
 
 
 def encode_file(parts: dict[str, dict], entries: dict[str, dict[int, bytes]]) -> list:

@@ -174,6 +174,7 @@ def _normalised(table: pa.Table, naive: str, has_volume: bool, days) -> list:
     """Everything ``file_days`` gives, as bytes and values, by the compiled pass where it applies and by the
     general path (prepare_rows, then days_seconds)."""
     import core.ticks as ticks
+    from core.cache import encode_entry
 
     every = sorted(ticks.file_days(table, naive, has_volume).days)
     wanted = every[::2] if days == "every other" else None
@@ -187,7 +188,8 @@ def _normalised(table: pa.Table, naive: str, has_volume: bool, days) -> list:
         finally:
             ticks._file_days_fused = fused
         out.append((sorted(got.days), got.file_counts, {day: ([getattr(s, name).tobytes() for name in
-                    ("second", "volume", "ticks", "close", "close_ns")], s.counts) for day, s in got.seconds.items()}))
+                    ("second", "volume", "ticks", "close", "close_ns")], s.counts, bytes(encode_entry(s, day)))
+                    for day, s in got.seconds.items()}))
     return out
 
 
@@ -196,8 +198,9 @@ def _normalised(table: pa.Table, naive: str, has_volume: bool, days) -> list:
 @given(data=st.data())
 def test_normalisation_through_the_module_equals_numbas_jit_loops(data, monkeypatch_loops):
     """Tick files through the module's ``file_seconds``, ``ist_instants`` and ``aggregate_rows`` give the
-    per-second aggregates and counts of numba's JIT loops bit for bit, and the module's own code ran (a
-    call sent to numba's loops fails the test)."""
+    per-second aggregates and counts of numba's JIT loops bit for bit, and the cache entries its
+    ``entry_columns`` encodes from them the same bytes; the module's own code ran (a call sent to numba's
+    loops fails the test)."""
     table, naive, has_volume, days = _tick_table(data)
     monkeypatch_loops(None)
     jit = _normalised(table, naive, has_volume, days)
@@ -209,17 +212,20 @@ def test_normalisation_through_the_module_equals_numbas_jit_loops(data, monkeypa
 def monkeypatch_loops(monkeypatch):
     """Set the loops this process serves (core.aot.serving): the module's, or None for numba's JIT loops;
     with ``refuse_jit``, any call of numba's normalisation loops fails the test."""
+    import core.cache_loops as cache_loops
     import core.ticks_loops as ticks_loops
 
-    originals = {name: getattr(ticks_loops, name) for name in ("file_seconds", "ist_instants", "aggregate_rows")}
+    originals = {(module, name): getattr(module, name) for module, names in
+                 ((ticks_loops, ("file_seconds", "ist_instants", "aggregate_rows")), (cache_loops, ("entry_columns",)))
+                 for name in names}
 
     def refused(*args):
         raise AssertionError("a call of the built loops went to numba's JIT loop")
 
     def choose(loops, refuse_jit=False):
         monkeypatch.setattr(aot, "_CHOSEN", [loops])
-        for name, loop in originals.items():
-            monkeypatch.setattr(ticks_loops, name, refused if refuse_jit else loop)
+        for (module, name), loop in originals.items():
+            monkeypatch.setattr(module, name, refused if refuse_jit else loop)
 
     return choose
 

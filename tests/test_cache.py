@@ -2,9 +2,11 @@
 warm run opens no tick file."""
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import shutil
+import struct
 import threading
 import time
 from pathlib import Path
@@ -401,7 +403,49 @@ def test_an_entry_gives_back_every_value_bit_for_bit(data):
     sub = np.array(data.draw(st.lists(st.integers(0, 999_999_999), min_size=n, max_size=n)), np.int64)
     close_ns = np.where(np.isnan(close), -1, second * 1_000_000_000 + (sub if with_sub_ns else 0))
     seconds = Seconds(second, volume, ticks, close, close_ns, {"duplicate_row": 2} if n % 2 else {})
-    back = decode_entry(encode_entry(seconds, day, with_sub_ns), day)
+    data_bytes = encode_entry(seconds, day, with_sub_ns)
+    back = decode_entry(data_bytes, day)
     for name in ("second", "volume", "ticks", "close", "close_ns"):
         assert _bits(getattr(back, name)) == _bits(getattr(seconds, name)), name
     assert back.counts == seconds.counts
+    # and each column is stored in the first of its candidate types that gives it back bit for bit
+    header = json.loads(bytes(data_bytes[12:12 + struct.unpack_from("<I", data_bytes, 8)[0]]))
+    after_first = second - (second[0] if n else day * 86_400)
+    assert header["close_scale"] == _first_exact_scale(close)
+    assert header["columns"]["close"] == ("<i4" if header["close_scale"] else "<f8")
+    assert header["columns"]["volume"] == _first_exact(volume, ("u1", "u2", "u4", "f4", "f8"))
+    assert header["columns"]["second"] == _first_exact(after_first, ("u2", "i4", "i8"))
+    assert header["columns"]["ticks"] == _first_exact(ticks, ("u1", "u2", "i4", "i8"))
+
+
+def _first_exact(values, candidates) -> str:
+    """The first candidate type (numpy's astype, in range for integers) whose values cast back are ``values``'
+    bits; the reference of the encoder's choice."""
+    import numpy as np
+
+    for name in candidates:
+        dtype = np.dtype(name)
+        limits = np.iinfo(dtype) if dtype.kind in "ui" else None
+        if limits and len(values) and not (limits.min <= values.min() and values.max() <= limits.max):
+            continue
+        with np.errstate(all="ignore"):
+            if _bits(values.astype(dtype).astype(values.dtype)) == _bits(values):
+                return dtype.str
+    raise AssertionError("the last candidate is the values' own type")
+
+
+def _first_exact_scale(close) -> int | None:
+    """The first of 20 and 100 whose rounded int32 multiples, divided back, are the closes' bits (NaN only as
+    numpy's NaN); the reference of the encoder's choice."""
+    import numpy as np
+
+    for scale in (20, 100):
+        nan = np.isnan(close)
+        with np.errstate(all="ignore"):
+            scaled = np.rint(np.where(nan, 0.0, close) * scale)
+        if len(close) and not (np.abs(scaled).max() < 2 ** 31 - 1):
+            continue
+        back = np.where(nan, np.nan, scaled.astype(np.int32) / scale)
+        if _bits(back) == _bits(close):
+            return scale
+    return None
