@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 from zlib_ng.zlib_ng import crc32
 
-from .grid import GRID_VERSION
 from .compiled import read_only
+from .grid import GRID_VERSION
 from .ticks import Seconds, TickFileError, load_file_days
 
 # Entry layout: MAGIC, uint32 header length, JSON header (padded to 8 bytes), then the day's rows
@@ -337,15 +337,17 @@ def encode_entry(seconds: Seconds, day: int, with_sub_ns: bool = True) -> np.nda
                "second": (SECOND_TYPES[second_code], after_first),
                "ticks": (TICKS_TYPES[ticks_code], ticks)}
     if with_sub_ns:
-        columns["sub_ns"] = (np.dtype(np.int32), np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000))
+        sub_ns = np.where(seconds.close_ns < 0, -1, seconds.close_ns - seconds.second * 1_000_000_000)
+        columns["sub_ns"] = (np.dtype(np.int32), sub_ns)
     n = len(seconds.second)
+    types = {name: dtype.str for name, (dtype, _) in columns.items()}
     header = json.dumps({"n": n, "counts": seconds.counts, "first_second": first - day * 86_400,
-                         "close_scale": scale or None, "columns": {name: dtype.str for name, (dtype, _) in columns.items()}}).encode()
+                         "close_scale": scale or None, "columns": types}).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % 8)
     start = len(MAGIC) + 4 + len(header)
     sizes = [n * dtype.itemsize + (-(n * dtype.itemsize) % 8) for dtype, _ in columns.values()]
-    # each column cast straight into its place in one buffer (no tobytes and join copies), only the padding
-    # zeroed (a year's entries are 0.2 GB: zeroing them first would take the GIL to fault their pages in)
+    # each column cast straight into its place in one buffer (no tobytes and join copies); only the padding
+    # is zeroed, since the columns overwrite the rest
     out = np.empty(start + sum(sizes), np.uint8)
     out[:start] = np.frombuffer(MAGIC + struct.pack("<I", len(header)) + header, np.uint8)
     offset = start
