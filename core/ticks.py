@@ -80,8 +80,10 @@ def read_tick_table(path: str, columns: tuple[str, ...], use_threads: bool = Tru
     """Read just ``columns`` of a parquet file (one open); errors become TickFileError."""
     try:
         # the file opened directly: pq.read_table builds a dataset around it first (about 0.3 ms a file);
-        # ParquetFile.read skips a missing column silently, so the schema is checked first
-        with pq.ParquetFile(path) as parquet:
+        # ParquetFile.read skips a missing column silently, so the schema is checked first. pre_buffer (on by
+        # default) hands the column chunks' reads to arrow's I/O threads, which pays for a remote store's
+        # latency; on a local disk it costs the wake-ups (docs/engine.md)
+        with pq.ParquetFile(path, pre_buffer=False) as parquet:
             names = parquet.schema_arrow.names
             if all(c in names for c in columns):
                 return parquet.read(columns=list(columns), use_threads=use_threads)
