@@ -10,9 +10,12 @@ process tree (summed resident memory, which counts a shared page such as Ray's o
 process that maps it, and PSS, which splits it; sampled with pauses of ten times a sample's own cost,
 at least 0.1 s, so the sampler stays under a tenth of a core):
 
-* the raw-read floor: reading just the needed columns of just the tick files a run touches, the
-  faster of ``pq.ParquetFile(path).read`` and ``pq.read_table`` (both shown), read again before each
-  single run, the best read counting;
+* the raw-read floor: reading just the needed columns of just the tick files a run touches, one file
+  at a time, the way the engine's file threads read them (``pq.ParquetFile(path, pre_buffer=False)
+  .read(columns, use_threads=False)``, the fastest of the ways measured), read again before each single
+  run, the best read counting; beside it ``pq.ParquetFile(path).read`` with its defaults (the floor of
+  results from 2026-12-01 to the morning of 2026-12-06) and ``pq.read_table`` (the floor of the issue
+  and earlier results);
 * a single run cold (empty cache; the better of two) and warm (cache present; the best of three), as
   ratios to the floor (and, in brackets, to the read_table floor of earlier results): in-process
   time of ``run_backtest``, with interpreter start and imports reported separately, and the warm
@@ -318,7 +321,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   the runs of 2026-12-05 and 2026-12-06 it measured 1.44-1.94x with the same structure, so it stays
   listed here. In that run the cold run was 3.67 s: 2.29x the floor of `pq.ParquetFile(path).read`
   (1.60 s) and 1.41x the floor of `pq.read_table` (2.59 s), the floor of earlier results; its CPU 4.99 s
-  against the read's 1.67 s, a bound of 1.56x on two cores.
+  against the read's 1.67 s, a bound of 1.56x on two cores. In the run of 04:54 UTC (f8385e9: the engine
+  reads without arrow's pre-buffering, and the floor is read that way too, see below) the floor was
+  1.38 s, the cold run 3.56 s = 2.57x (2.11x the defaults' read of 1.69 s, 1.59x `pq.read_table`'s 2.24 s),
+  CPU 4.89 s against the read's 1.26 s, a bound of 1.77x; Ray 1.567x (4.8/4.7/5.6 s vs 3.0/3.7/4.0 s).
   - Cold run (target 1.5x). The run's CPU is 4.09 s against the floor read's 1.19 s. Spread perfectly
     over two cores, that is 1.72x before any waiting. Reading itself scales: the floor's files on two
     threads took 0.64-0.84 s of wall (1.09-1.43 s of CPU) against 0.97-1.17 s on one. What does not fit
@@ -414,6 +420,14 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
       folders, 0.18 s of system time under cProfile): six pairs, medians 3.37 s against 3.42 s, within
       the noise. Ray 2 vs 1 workers by hand that hour, both commits: 5.1-6.4 s against 3.0-3.3 s
       (1.6-1.9x per pair), against 5.7-6.3 s and 3.9-4.3 s in the bench run of 02:49.
+    - Since 2026-12-06 (later that morning) the engine reads each file without arrow's pre-buffering
+      (`pq.ParquetFile(path, pre_buffer=False)`). Pre-buffering hands a file's column chunks to arrow's
+      I/O threads, which pays on a remote store and costs thread wake-ups on a local disk. Reading the
+      year's touched files one at a time with one thread: 1.24-1.37 s (system time 0.06-0.13 s) against
+      1.46-1.71 s (0.25-0.58 s) with the defaults, three rounds each. Cold years in alternating pairs:
+      5 of 6 faster, medians 3.32 s against 3.56 s; the same trades, health and cache files. Since the
+      floor is the cheapest read of the columns, it is now read that way too, and ratios to it got
+      stricter by as much as the engine gained: the defaults' read and `pq.read_table` are shown beside it.
   - Warm first run (target 0.25x), met since 5890adc. Until then, the again line (0.14-0.15x) plus
     numba's first load (0.13-0.15 s) was already 0.25-0.27x. That load is mostly numba's own
     registries, taken under the GIL, which the main thread shares with the loading thread; the first
@@ -908,7 +922,9 @@ def main(argv: list[str] | None = None) -> int:
     files = touched_files(engine_cfg(data, args.start, args.end, None))
     listing = work / "touched.json"
     listing.write_text(json.dumps(files))
-    reads = {"pq.ParquetFile": "pq.ParquetFile(f).read(columns=cols(k))", "pq.read_table": "pq.read_table(f, columns=cols(k))"}
+    reads = {"pq.ParquetFile": "pq.ParquetFile(f, pre_buffer=False).read(columns=cols(k), use_threads=False)",
+             "pq.ParquetFile defaults": "pq.ParquetFile(f).read(columns=cols(k))",
+             "pq.read_table": "pq.read_table(f, columns=cols(k))"}
 
     def floor_code(reader: str) -> str:
         return ("import json, pyarrow.parquet as pq; "
@@ -918,9 +934,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"n = sum({reads[reader]}.num_rows for f, k in files); "
                 "print(json.dumps({'rows': n, 'cpu': time.process_time() - c}))")
 
-    # The floor is the faster of two ways to read the columns: pq.ParquetFile(path).read (what the engine
-    # uses since 2026-12-01) and pq.read_table (which wraps each file in a dataset first, about 0.3 ms a file;
-    # the floor of the issue and of the earlier results). Ratios are to the faster one. The floor is read
+    # The floor reads the columns as the engine's file threads do (pq.ParquetFile without pre_buffer, one
+    # thread: since 2026-12-06 the fastest way measured on this machine; see the notes). Shown beside it:
+    # pq.ParquetFile's defaults (the floor from 2026-12-01 until then) and pq.read_table (which wraps each file
+    # in a dataset first, about 0.3 ms a file; the floor of the issue and of the earlier results; ratios to it
+    # in brackets). The floor is read
     # before each single run and the best read counts: on this shared machine one read of the floor took
     # 4.13 s while the host stole 24% of the CPU, against 2.2 s in quiet minutes, which flattered every ratio.
     floor_tries: dict[str, list[dict]] = {reader: [] for reader in reads}
@@ -946,15 +964,21 @@ def main(argv: list[str] | None = None) -> int:
         read_floor("pq.ParquetFile")
         warms.append(measure(single_run(engine_cfg(data, args.start, args.end, cache)), ROOT))
     warm = min(warms, key=lambda r: r["wall"])
-    floor, loose = (min(floor_tries[reader], key=lambda r: r["wall"]) for reader in reads)
+    floor, default_read, loose = (min(floor_tries[reader], key=lambda r: r["wall"]) for reader in reads)
     floor_spread = {reader: "/".join(f"{r['wall']:.2f}" for r in tries) for reader, tries in floor_tries.items()}
     n_rows = printed(floor)["rows"]
     log(f"floor: {floor['wall']:.2f} s (read_table {loose['wall']:.2f} s) for {len(files)} files, {n_rows:,} rows; "
         f"all reads {floor_spread}")
-    rows.append((f"raw-read floor: the needed columns of the touched files with `pq.ParquetFile(path).read`, "
-                 f"the best of {len(floor_tries['pq.ParquetFile'])} reads made before the single runs "
+    rows.append((f"raw-read floor: the needed columns of the touched files, one at a time, as the engine reads them "
+                 f"(`pq.ParquetFile(path, pre_buffer=False).read(columns, use_threads=False)`), the best of "
+                 f"{len(floor_tries['pq.ParquetFile'])} reads made before the single runs "
                  f"({floor_spread['pq.ParquetFile']} s)",
                  f"{floor['wall']:.2f} s", "1.00x", f"{floor['peak_mb']:.0f} MB", steal_cell(floor)))
+    rows.append((f"... the same with `pq.ParquetFile(path).read`'s defaults (pre_buffer and pyarrow's threads on; "
+                 f"the floor of results from 2026-12-01 to the morning of 2026-12-06), the best of "
+                 f"{len(floor_tries['pq.ParquetFile defaults'])} ({floor_spread['pq.ParquetFile defaults']} s)",
+                 f"{default_read['wall']:.2f} s", f"{default_read['wall'] / floor['wall']:.2f}x",
+                 f"{default_read['peak_mb']:.0f} MB", steal_cell(default_read)))
     rows.append((f"... the same with `pq.read_table` (the floor of earlier results; ratios to it in brackets), "
                  f"the best of {len(floor_tries['pq.read_table'])} ({floor_spread['pq.read_table']} s)",
                  f"{loose['wall']:.2f} s", f"{loose['wall'] / floor['wall']:.2f}x", f"{loose['peak_mb']:.0f} MB",
