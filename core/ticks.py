@@ -112,7 +112,7 @@ def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str
     strings are parsed (with or without an offset); integers are epoch values whose unit
     (s/ms/us/ns) is told by their magnitude.
     """
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = _one_array(column)
     typ = arr.type
     if pa.types.is_dictionary(typ):
         arr = arr.dictionary_decode()
