@@ -531,7 +531,8 @@ class TickCache:
                 misses.append((i, key, folder))
         if cache_only:
             return results
-        built = list(mapper(self._build, [tuple(requests[i][:3]) + (folder, key, use_threads) for i, key, folder in misses]))
+        built = list(mapper(self._build, [tuple(requests[i][:3]) + (folder, key, use_threads)
+                                          for i, key, folder in misses]))
         for (i, key, folder), (result, part, new_entries) in zip(misses, built):
             results[i] = result
             if folder is not None and part is not None:

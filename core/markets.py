@@ -403,7 +403,8 @@ def _markets_for_expiry(cfg: RunConfig, health: Health, loader: _FileLoader, exp
     return markets, consulted
 
 
-def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.ndarray, key: tuple[str, int], where: str) -> None:
+def _count_prices_above_bound(health: Health, series: SparseSeries, spot: np.ndarray, key: tuple[str, int],
+                              where: str) -> None:
     """Count the seconds whose close breaks a no-arbitrage bound: a call's price never exceeds the spot
     (the spot at that second; none is checked before the day's first spot price), a put's never exceeds
     its strike. Such a close is a bad tick or a file in other units; it is counted, not dropped, since
