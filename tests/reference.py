@@ -1,8 +1,9 @@
 """A plain-loop reference of strategy.md, written independently of the engine, for differential tests.
 
 Deliberately simple: one Python loop per rule, direct sums instead of prefix sums, dicts
-instead of arrays. It covers what the tests feed it (one symbol, packed layout, one spot
-file per day) and nothing more.
+instead of arrays. It covers what the tests feed it (packed layout, timestamps pyarrow reads as
+datetimes, the keys of strategy.md §3-7 including the symbol, its strike step and the expiry kind)
+and nothing more.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 IST = "Asia/Kolkata"
+STRIKE_STEP = {"BANKNIFTY": 100, "NIFTY": 50, "FINNIFTY": 50, "MIDCPNIFTY": 25, "SENSEX": 100, "BANKEX": 100}
 
 
 def _clock(text: str) -> int:
@@ -31,7 +33,7 @@ def _read_ticks(path: str, with_volume: bool) -> list[tuple]:
     ist = ts.dt.tz_convert(IST)
     closes = table.column("close").to_pylist()
     vols = table.column("vol_delta").to_pylist() if with_volume else [0] * len(closes)
-    rows, seen = [], []
+    rows, seen = [], set()
     for i, (t, c, v) in enumerate(zip(ist, closes, vols)):
         if pd.isna(t):
             continue
@@ -39,7 +41,7 @@ def _read_ticks(path: str, with_volume: bool) -> list[tuple]:
         key = (t.value, "nan" if math.isnan(c) else c, v)
         if key in seen:
             continue
-        seen.append(key)
+        seen.add(key)
         rows.append((t, i, c, v))
     return rows
 
@@ -69,15 +71,31 @@ def reference_trades(cfg: dict) -> list[dict]:
     sess, sig, risk = cfg["session"], cfg["signal"], cfg["risk"]
     open_sec, close_sec = _clock(sess["open"]), _clock(sess["close"])
     anchors = sorted(_clock(a) for a in sess["anchors"])
-    step, n_side = 100, cfg["routing"]["strikes_each_side"]
+    symbol = cfg["symbol"].upper()
+    routing = cfg["routing"]
+    step = {**STRIKE_STEP, **(routing.get("strike_step") or {})}[symbol]
+    n_side, kind = routing["strikes_each_side"], routing.get("expiry_kind", "nearest")
     burst, avg, mult = sig["burst_secs"], sig["avg_secs"], sig["multiplier"]
     side = "long" if risk["side"] in ("long", "buy") else "sell"
     sign = -1 if side == "sell" else 1
-    cal = pd.read_csv(cfg["data"]["calendar_csv"])
-    expiries = sorted(dt.date.fromisoformat(d) for d in cal["Final_Expiry"])
+    cal = pd.read_csv(cfg["data"]["calendar_csv"], dtype=str)
+    cal = cal[cal["Instrument"].str.strip().str.upper() == symbol]
+    if kind != "nearest":
+        cal = cal[cal["Expiry_Type"].str.strip().str.lower() == kind]
+    expiries = sorted({dt.date.fromisoformat(d.strip()) for d in cal["Final_Expiry"]})
     start, end = dt.date.fromisoformat(cfg["start"]), dt.date.fromisoformat(cfg["end"])
+    option_rows: dict[str, list | None] = {}  # path -> its rows (None: unreadable), read once per call
+
+    def series_rows(path: str) -> list | None:
+        if path not in option_rows:
+            try:
+                option_rows[path] = _read_ticks(path, True)
+            except Exception:  # not parquet, or without the columns: the candidate is dropped (strategy.md §3)
+                option_rows[path] = None
+        return option_rows[path]
+
     spot_rows = []
-    for path in sorted(glob.glob(cfg["data"]["spot_glob"].replace("{symbol}", "BANKNIFTY"), recursive=True)):
+    for path in sorted(glob.glob(cfg["data"]["spot_glob"].replace("{symbol}", symbol), recursive=True)):
         spot_rows += _read_ticks(path, with_volume=False)
     trades = []
     day = start
@@ -99,11 +117,11 @@ def reference_trades(cfg: dict) -> list[dict]:
             for i in range(-n_side, n_side + 1):
                 for opt_type in ("CE", "PE"):
                     k = atm + i * step
-                    path = os.path.join(cfg["data"]["options_dir"], "BANKNIFTY", f"{expiry:%Y%m}",
+                    path = os.path.join(cfg["data"]["options_dir"], symbol, f"{expiry:%Y%m}",
                                         f"exp={expiry}", f"type={opt_type}", f"strike={k}.parquet")
-                    if not os.path.exists(path):
+                    if not os.path.exists(path) or series_rows(path) is None:
                         continue
-                    rows = [r for r in _read_ticks(path, True) if r[0].date() == day]
+                    rows = [r for r in series_rows(path) if r[0].date() == day]
                     if not rows:
                         continue
                     cands.append((opt_type, k, *_bars(rows, day, open_sec, close_sec)))
