@@ -90,7 +90,8 @@ def reference_trades(cfg: dict) -> list[dict]:
         if path not in option_rows:
             try:
                 option_rows[path] = _read_ticks(path, True)
-            except Exception:  # not parquet, or without the columns: the candidate is dropped (strategy.md §3)
+            except (OSError, ValueError, KeyError):  # not parquet (arrow's errors), or a column missing:
+                # the candidate is dropped (strategy.md §3)
                 option_rows[path] = None
         return option_rows[path]
 

@@ -61,6 +61,14 @@ def write_faulty_market(root: Path, seed: int) -> None:
     write_calendar(root, "BANKNIFTY", [EXP])
 
 
+def assert_same_trades(got: pd.DataFrame, expected: list[dict]) -> None:
+    """The engine's trades equal the reference's, in order, in every column of strategy.md §8."""
+    assert len(got) == len(expected)
+    for row, exp in zip(got.to_dict("records"), expected):
+        for col in SPEC:
+            assert row[col] == exp[col], (col, row[col], exp[col])
+
+
 configs = st.fixed_dictionaries({
     "side": st.sampled_from(["sell", "long"]),
     "pnl_mode": st.sampled_from(["delta_proxy", "option_close"]),
@@ -103,10 +111,7 @@ def test_engine_equals_plain_loop_reference(seed, c):
         assert warm.health["info"]["files_read"] == 0
         ref_cfg = {**cfg, "delta": {"ATM": 0.5, "NEAR": 0.4}}
         expected = reference_trades(ref_cfg)
-    assert len(got) == len(expected)
-    for row, exp in zip(got.to_dict("records"), expected):
-        for col in SPEC:
-            assert row[col] == exp[col], (col, row[col], exp[col])
+    assert_same_trades(got, expected)
     for run in (cold, warm):
         pd.testing.assert_frame_equal(run.trades, got)
         assert run.health["problems"] == plain.health["problems"]
@@ -185,13 +190,6 @@ synthetic_configs = st.fixed_dictionaries({
     "delta": st.fixed_dictionaries({"ATM": st.floats(0.3, 0.7).map(lambda x: round(x, 2)),
                                     "NEAR": st.floats(0.1, 0.5).map(lambda x: round(x, 3))}),
 })
-
-
-def assert_same_trades(got: pd.DataFrame, expected: list[dict]) -> None:
-    assert len(got) == len(expected)
-    for row, exp in zip(got.to_dict("records"), expected):
-        for col in SPEC:
-            assert row[col] == exp[col], (col, row[col], exp[col])
 
 
 @settings(max_examples=8, deadline=None)  # about 3 s each: the reference is a plain loop over real density
