@@ -938,9 +938,9 @@ def main(argv: list[str] | None = None) -> int:
     # thread: since 2026-12-06 the fastest way measured on this machine; see the notes). Shown beside it:
     # pq.ParquetFile's defaults (the floor from 2026-12-01 until then) and pq.read_table (which wraps each file
     # in a dataset first, about 0.3 ms a file; the floor of the issue and of the earlier results; ratios to it
-    # in brackets). The floor is read
-    # before each single run and the best read counts: on this shared machine one read of the floor took
-    # 4.13 s while the host stole 24% of the CPU, against 2.2 s in quiet minutes, which flattered every ratio.
+    # in brackets). The floor is read before each single run and the best read counts: on this shared
+    # machine one read of the floor took 4.13 s while the host stole 24% of the CPU, against 2.2 s in quiet
+    # minutes, which flattered every ratio.
     floor_tries: dict[str, list[dict]] = {reader: [] for reader in reads}
 
     def read_floor(*readers: str) -> None:

@@ -3,11 +3,12 @@ stores each column of a day's aggregates bit for bit, found in passes over the a
 
 It makes the choices of the numpy code it replaced (2026-12-06; the same bytes on the bench year's
 3,781 entries), which held the GIL through about 25 small array operations per entry (encoding those
-entries took 0.33 s of CPU then, 0.22 s now, 0.11 s of it in this loop): a close column is stored as int32 twentieths of a rupee when every close comes back
-bit for bit (NaN only as numpy's own NaN, stored as NO_PRICE), else as hundredths, else as float64; a
-volume column as the first of uint8, uint16, uint32 and float32 that gives back every value bit for bit
-(so -0.0 and fractions need float32 or float64); seconds and tick counts by their range. core.aot builds
-it into its module beside the normalisation loops.
+entries took 0.33 s of CPU then, 0.22 s now, 0.11 s of it in this loop): a close column is stored as
+int32 twentieths of a rupee when every close comes back bit for bit (NaN only as numpy's own NaN,
+stored as NO_PRICE), else as hundredths, else as float64; a volume column as the first of uint8,
+uint16, uint32 and float32 that gives back every value bit for bit (so -0.0 and fractions need float32
+or float64); seconds and tick counts by their range. core.aot builds it into its module beside the
+normalisation loops.
 """
 from __future__ import annotations
 
