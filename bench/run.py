@@ -850,6 +850,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   faults from 109,000-134,000 to 29,000-37,000, with no clear effect on its time (6.0-10.2 s against
   6.2-8.1 s in three alternating runs each) or on the Ray line (runs of it varied 9.2-15.6 s with one
   worker that hour); not adopted.
+  Since 2026-12-06 (afternoon) a market of at most 8 combinations is evaluated in its build tasks and one
+  small task finishes it (docs/sweeps.md), so its markets skip the object store and no batch waits for
+  the last chunk. By hand, cold year, one combination, tasks only, four alternating rounds against the
+  commit before: 2 workers 2.5/2.5/2.5/2.6 s against 2.8/2.8/2.7/2.9 s, 1 worker 4.1/4.1/4.5/4.4 s against
+  4.7/4.5/4.4/4.5 s (best of each: 1.64x against 1.63x; medians 1.70x against 1.61x); the same trades file
+  byte for byte and the same health counts.
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each

@@ -1,6 +1,7 @@
 """Running a sweep's combinations. With Ray (the default): one task per (market, date chunk) builds
 markets into Ray's object store; one task per batch of combinations (grouped by strategy family)
-evaluates every chunk with the batch kernel and finishes each combination where it ran; the driver
+evaluates every chunk with the batch kernel and finishes each combination where it ran (a market of a few
+combinations is evaluated in its build tasks instead, and one task finishes it: ``fan_out``); the driver
 takes batches as they come back (``ray.wait``) and hands each finished combination to the publisher.
 Without Ray (``ray.enabled=false``, ``run_here``): the same batches, one after another, in this process."""
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sweep.plan import Job, family_order, market_key, date_chunks
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: on the PYTHONPATH of local Ray workers
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BATCH = 125  # combinations per batch at most when sweep.batch is not set
+FUSE_MAX = 8  # a market with at most this many combinations (sweep.batch unset) is evaluated in its build tasks
 POLL_SECS = 0.25  # how long the driver waits on Ray at a time, so that Ctrl-C stops it between calls
 
 
@@ -197,6 +199,34 @@ def _build_chunk(cfg: RunConfig):
     return markets, health, ray.get_runtime_context().get_node_id()
 
 
+def _build_and_evaluate_chunk(cfg: RunConfig, strategies: list):
+    """``build_markets`` of one date chunk and, in the same task, the batch kernel over its markets for
+    ``strategies`` (a market with few combinations: its markets never pass through the object store):
+    ((each strategy's trades and evaluation health, the evaluation's seconds), the build's health, the Ray
+    node it ran on)."""
+    load_loops_in_background()
+    markets, health = build_markets(cfg, threads=1)
+    _freeze_worker()
+    started = time.perf_counter()
+    evaluated = evaluate_markets(markets, strategies, cfg.symbol)
+    seconds = time.perf_counter() - started
+    import ray
+
+    return (evaluated, seconds), health, ray.get_runtime_context().get_node_id()
+
+
+def _finish_chunks(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *evaluated
+                   ) -> tuple[str, list[FinishedRun]]:
+    """``finish_batch`` as a Ray task over the chunks of ``_build_and_evaluate_chunk`` (``evaluated``: each
+    chunk's evaluation, then each chunk's build health); returns (the Ray node it ran on, the finished runs)."""
+    _freeze_worker()
+    chunks = [(parts, health) for (parts, _), health in zip(evaluated[:n_chunks], evaluated[n_chunks:])]
+    runs = finish_batch(cfgs, labels, synthetic, chunks, sum(seconds for _, seconds in evaluated[:n_chunks]))
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), runs
+
+
 def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
                    chunks: list[tuple[list, Health]]) -> list[FinishedRun]:
     """A batch of combinations on one market: every date chunk's markets (``chunks``: each chunk's day
@@ -204,14 +234,23 @@ def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
     combination's trades, costs, summary, statistics and file contents (core.finish)."""
     started = time.perf_counter()
     strategies = [c.strategy for c in cfgs]
+    evaluated = [(evaluate_markets(markets, strategies, cfgs[0].symbol), health) for markets, health in chunks]
+    return finish_batch(cfgs, labels, synthetic, evaluated, time.perf_counter() - started)
+
+
+def finish_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, evaluated: list[tuple[list, Health]],
+                 seconds: float) -> list[FinishedRun]:
+    """Each combination of a batch finished (core.finish) from its evaluated date chunks, in date order
+    (``evaluated``: per chunk, each combination's trades and evaluation health, and the health of building
+    the chunk's markets); ``seconds``: the batch's evaluation time, shared equally by its combinations."""
     trades: list[list] = [[] for _ in cfgs]
     health = [Health() for _ in cfgs]
-    for markets, market_health in chunks:
-        for j, (part, own) in enumerate(evaluate_markets(markets, strategies, cfgs[0].symbol)):
+    for parts, market_health in evaluated:
+        for j, (part, own) in enumerate(parts):
             trades[j].append(part)
             health[j].merge(market_health)
             health[j].merge(own)
-    share = (time.perf_counter() - started) / max(1, len(cfgs))  # each combination's own evaluation time
+    share = seconds / max(1, len(cfgs))  # each combination's own evaluation time
     return [finish_run(results_from_trades(trades[j], health[j], cfg, share, synthetic=synthetic),
                        label=labels[j], time_label="evaluation") for j, cfg in enumerate(cfgs)]
 
@@ -219,17 +258,21 @@ def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
 _worker_frozen = False
 
 
+def _freeze_worker() -> None:
+    """Once per Ray worker: its imports (numba's registries the largest) out of its full collections
+    (sweep.heap): they cost 0.5-0.9 s per worker in a 36-combination sweep of a year."""
+    global _worker_frozen
+    if not _worker_frozen:
+        load_loops_in_background().join()
+        freeze_what_exists()
+        _worker_frozen = True
+
+
 def _run_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *built
                ) -> tuple[str, list[FinishedRun]]:
     """``evaluate_batch`` as a Ray task (``built``: the chunks' markets, then their health); returns
     (the Ray node it ran on, the finished runs)."""
-    global _worker_frozen
-    if not _worker_frozen:
-        # This worker's imports (numba's registries the largest) out of its full collections
-        # (sweep.heap): they cost 0.5-0.9 s per worker in a 36-combination sweep of a year.
-        load_loops_in_background().join()
-        freeze_what_exists()
-        _worker_frozen = True
+    _freeze_worker()
     runs = evaluate_batch(cfgs, labels, synthetic, list(zip(built[:n_chunks], built[n_chunks:])))
     import ray
 
@@ -313,7 +356,10 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
 
     Per market (symbol and data settings): one build task per date chunk puts its day markets in
     Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
-    every chunk and returns the finished runs. At most two markets are in the store at a time, unless
+    every chunk and returns the finished runs. A market of at most FUSE_MAX combinations (``sweep.batch``
+    unset, ``markets`` not kept) is instead evaluated in its build tasks, each returning its chunk's trades,
+    and one task finishes the combinations: its markets never pass through the object store, and no batch
+    waits for the last chunk before the kernel starts. At most two markets are in the store at a time, unless
     ``markets`` (market key -> its chunks' object refs) keeps them for later calls of the same sweep
     (the batches of a guided search, on one Ray kept running between them).
     """
@@ -337,6 +383,8 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
         try:
             build = ray.remote(_build_chunk).options(num_returns=3)
             run_batch = ray.remote(_run_batch)
+            build_and_evaluate = ray.remote(_build_and_evaluate_chunk).options(num_returns=3)
+            finish_chunks = ray.remote(_finish_chunks)
             how = jobs[0].setting("sweep", "chunk")
             groups = by_market(cfgs, pending)
             cpus = max(1, int(ray.available_resources().get("CPU", 1)))
@@ -350,6 +398,19 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 members = family_order(cfgs, groups[mk])
                 first = cfgs[members[0]]
                 built = (markets or {}).get(mk)
+                synthetic = is_synthetic(first)
+                if (built is None and markets is None and not jobs[0].setting("sweep", "batch")
+                        and len(members) <= FUSE_MAX):
+                    # few combinations: each chunk evaluated where it is built, then one task finishes them
+                    chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
+                    strategies = [cfgs[i].strategy for i in members]
+                    built = [build_and_evaluate.remote(first.with_range(a, b), strategies) for a, b in chunks]
+                    labels = [_label(jobs[i], finisher) for i in members]
+                    ref = finish_chunks.remote([cfgs[i] for i in members], labels, synthetic, len(built),
+                                               *[e for e, _, _ in built], *[h for _, h, _ in built])
+                    in_flight[ref] = (mk, members, built)
+                    open_markets[mk] = 1
+                    return
                 if built is None:
                     chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
                     built = [build.remote(first.with_range(a, b)) for a, b in chunks]
@@ -359,7 +420,6 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 # its families once (about 1 s per family and symbol-year), and results stream back batch by
                 # batch while the rest computes
                 size = jobs[0].setting("sweep", "batch") or min(MAX_BATCH, max(1, -(-len(members) // (2 * cpus))))
-                synthetic = is_synthetic(first)
                 for k in range(0, len(members), size):
                     batch = members[k:k + size]
                     ref = run_batch.remote([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],

@@ -65,7 +65,8 @@ def child_runs(cwd):
 
 
 def test_sweep_logs_one_child_run_per_combo_and_equals_single_runs(market, tmp_path):
-    # 8 combinations on a brand-new store, chunked by single days, two Ray workers.
+    # 8 combinations on a brand-new store, chunked by single days, two Ray workers: at most FUSE_MAX, so each
+    # chunk is evaluated in its build task (the batch path: the sweep.batch=1 tests below).
     args = data_args(market) + ["-m", "signal.multiplier=1.5,2,3,4", "risk=sell,long", "sweep.chunk=1",
                                 "ray.num_cpus=2"]
     proc = sweep(tmp_path, *args)
