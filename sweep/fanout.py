@@ -204,15 +204,11 @@ def _build_and_evaluate_chunk(cfg: RunConfig, strategies: list):
     ``strategies`` (a market with few combinations: its markets never pass through the object store):
     ((each strategy's trades and evaluation health, the evaluation's seconds), the build's health, the Ray
     node it ran on)."""
-    load_loops_in_background()
-    markets, health = build_markets(cfg, threads=1)
+    markets, health, node = _build_chunk(cfg)
     _freeze_worker()
     started = time.perf_counter()
     evaluated = evaluate_markets(markets, strategies, cfg.symbol)
-    seconds = time.perf_counter() - started
-    import ray
-
-    return (evaluated, seconds), health, ray.get_runtime_context().get_node_id()
+    return (evaluated, time.perf_counter() - started), health, node
 
 
 def _finish_chunks(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *evaluated
@@ -399,20 +395,18 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 first = cfgs[members[0]]
                 built = (markets or {}).get(mk)
                 synthetic = is_synthetic(first)
-                if (built is None and markets is None and not jobs[0].setting("sweep", "batch")
-                        and len(members) <= FUSE_MAX):
-                    # few combinations: each chunk evaluated where it is built, then one task finishes them
-                    chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
-                    strategies = [cfgs[i].strategy for i in members]
-                    built = [build_and_evaluate.remote(first.with_range(a, b), strategies) for a, b in chunks]
-                    labels = [_label(jobs[i], finisher) for i in members]
-                    ref = finish_chunks.remote([cfgs[i] for i in members], labels, synthetic, len(built),
-                                               *[e for e, _, _ in built], *[h for _, h, _ in built])
-                    in_flight[ref] = (mk, members, built)
-                    open_markets[mk] = 1
-                    return
                 if built is None:
                     chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
+                    if markets is None and not jobs[0].setting("sweep", "batch") and len(members) <= FUSE_MAX:
+                        # few combinations: each chunk evaluated where it is built, then one task finishes them
+                        strategies = [cfgs[i].strategy for i in members]
+                        built = [build_and_evaluate.remote(first.with_range(a, b), strategies) for a, b in chunks]
+                        labels = [_label(jobs[i], finisher) for i in members]
+                        ref = finish_chunks.remote([cfgs[i] for i in members], labels, synthetic, len(built),
+                                                   *[e for e, _, _ in built], *[h for _, h, _ in built])
+                        in_flight[ref] = (mk, members, built)
+                        open_markets[mk] = 1
+                        return
                     built = [build.remote(first.with_range(a, b)) for a, b in chunks]
                     if markets is not None:
                         markets[mk] = built
