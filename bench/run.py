@@ -856,6 +856,12 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   commit before: 2 workers 2.5/2.5/2.5/2.6 s against 2.8/2.8/2.7/2.9 s, 1 worker 4.1/4.1/4.5/4.4 s against
   4.7/4.5/4.4/4.5 s (best of each: 1.64x against 1.63x; medians 1.70x against 1.61x); the same trades file
   byte for byte and the same health counts.
+  Since 2026-12-06 (evening) such a worker never imports pandas (0.13-0.2 s of its start: arrow's own
+  conversions import it on first use, so the build and the kernel read and make arrow arrays through their
+  buffers, and the driver finishes the chunks; docs/sweeps.md). By hand, four alternating rounds against the
+  commit before: 2 workers 2.5/2.6/2.5/2.6 s against 2.8 s each time, 1 worker 4.5/4.5/4.7/4.6 s against
+  4.4/4.7/4.6/4.7 s (best of each 1.80x against 1.57x; medians 1.78x against 1.66x); the same trades,
+  summary, statistics and health.
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each

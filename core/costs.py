@@ -16,7 +16,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,6 +51,8 @@ class CostSettings:
 
 @functools.lru_cache(maxsize=4)
 def charge_table(path: str = str(CHARGES_CSV)) -> dict[str, list[tuple[dt.date, dt.date | None, float]]]:
+    import pandas as pd
+
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     out: dict[str, list] = {}
     for row in frame.itertuples(index=False):

@@ -1,6 +1,7 @@
 """Find the data a run needs: spot files, option series files, expiry dates (strategy.md §1.1-1.3)."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import glob
 import os
@@ -8,7 +9,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .config import ConfigError
 
@@ -82,27 +82,59 @@ def expiries_from_folders(options_dir: Path, symbol: str) -> np.ndarray:
     return np.array(sorted(found), dtype="datetime64[D]")
 
 
+def read_calendar_rows(csv_path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a CSV file as text, blank lines skipped; ConfigError when it cannot be read or a
+    row has more fields than the header (a row with fewer is padded with empty fields)."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            lines = [row for row in csv.reader(fh) if any(field.strip() for field in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"data.calendar_csv {csv_path}: cannot read it as CSV ({exc})") from None
+    if not lines:
+        raise ConfigError(f"data.calendar_csv {csv_path}: cannot read it as CSV (the file is empty)")
+    header, rows = lines[0], lines[1:]
+    for number, row in enumerate(rows, start=2):
+        if len(row) > len(header):
+            raise ConfigError(f"data.calendar_csv {csv_path}: cannot read it as CSV (row {number} of its non-blank "
+                              f"lines has {len(row)} fields, the header {len(header)})")
+    return header, [row + [""] * (len(header) - len(row)) for row in rows]
+
+
+def parse_expiry_dates(text: list[str]) -> list[dt.date | None]:
+    """Dates written YYYY-MM-DD, or failing that in another spelling pandas reads (e.g. with a time, or
+    03-Jul-2024: the date part); None where neither reads."""
+    dates: list[dt.date | None] = []
+    for value in text:
+        try:
+            dates.append(dt.datetime.strptime(value, "%Y-%m-%d").date())
+        except ValueError:
+            dates.append(None)
+    unread = [i for i, d in enumerate(dates) if d is None]
+    if unread:  # rare: pandas (imported only here) for other spellings
+        import pandas as pd
+
+        parsed = pd.to_datetime(pd.Series([text[i] for i in unread], dtype=object), errors="coerce", format="mixed")
+        for i, stamp in zip(unread, parsed):
+            dates[i] = None if pd.isna(stamp) else stamp.date()
+    return dates
+
+
 def load_calendar(csv_path: Path, symbol: str, expiry_kind: str) -> np.ndarray:
     """Sorted unique ``Final_Expiry`` dates of ``symbol`` (of one ``Expiry_Type`` unless nearest)."""
-    try:
-        frame = pd.read_csv(csv_path, dtype=str)
-    except Exception as exc:
-        raise ConfigError(f"data.calendar_csv {csv_path}: cannot read it as CSV ({exc})") from None
-    missing = [c for c in CALENDAR_COLUMNS if c not in frame.columns]
+    header, rows = read_calendar_rows(csv_path)
+    missing = [c for c in CALENDAR_COLUMNS if c not in header]
     if missing:
         raise ConfigError(f"data.calendar_csv {csv_path}: missing column(s) {', '.join(missing)} "
                           f"(needs {', '.join(CALENDAR_COLUMNS)})")
-    rows = frame[frame["Instrument"].str.strip().str.upper() == symbol]
-    if expiry_kind != "nearest":
-        rows = rows[rows["Expiry_Type"].str.strip().str.lower() == expiry_kind]
-    text = rows["Final_Expiry"].str.strip()
-    dates = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
-    if dates.isna().any():  # other spellings of a date (e.g. with a time, or 03-Jul-2024)
-        dates = dates.fillna(pd.to_datetime(text[dates.isna()], errors="coerce", format="mixed").dt.normalize())
-    bad = rows["Final_Expiry"][dates.isna()]
-    if len(bad):
-        raise ConfigError(f"data.calendar_csv {csv_path}: Final_Expiry {bad.iloc[0]!r} is not a date YYYY-MM-DD")
-    return np.unique(dates.to_numpy().astype("datetime64[D]"))
+    instrument, final, kind = (header.index(c) for c in CALENDAR_COLUMNS)
+    rows = [r for r in rows if r[instrument].strip().upper() == symbol
+            and (expiry_kind == "nearest" or r[kind].strip().lower() == expiry_kind)]
+    text = [r[final] for r in rows]
+    dates = parse_expiry_dates([t.strip() for t in text])
+    bad = [t for t, d in zip(text, dates) if d is None]
+    if bad:
+        raise ConfigError(f"data.calendar_csv {csv_path}: Final_Expiry {bad[0]!r} is not a date YYYY-MM-DD")
+    return np.unique(np.array(dates, dtype="datetime64[D]"))
 
 
 def data_fingerprint(spot: list[str], options_dir: Path, symbol: str, expiries: list[dt.date],

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:  # imported where a function needs it: a Ray worker that only builds and evaluates never does
+    import pandas as pd
 
 from . import bs
 from .config import RunConfig, Strategy, clock_label, load_config
@@ -51,7 +54,7 @@ class BacktestResult:
     @cached_property
     def trades(self) -> pd.DataFrame:
         """The trades (strategy.md §8, with costs) as a pandas frame."""
-        return self.trades_table.to_pandas()
+        return self.trades_table.to_pandas()  # imports pandas (arrow's conversion)
 
     @cached_property
     def summary(self) -> pd.DataFrame:

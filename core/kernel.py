@@ -236,6 +236,7 @@ class TradeColumns:
         """One pyarrow Table per strategy (zero-copy slices of one table of the batch)."""
         import pyarrow as pa
 
+        from .arrow_numpy import arrow_array, arrow_strings
         from .outputs import TRADE_SCHEMA, TS
 
         if not self.chunks:
@@ -246,23 +247,23 @@ class TradeColumns:
         counts = np.bincount(col["strategy"], minlength=len(self.strategies))
 
         def strings(codes, labels):
-            return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, np.int32)),
-                                                  pa.array(labels, pa.string())).cast(pa.string())
+            return pa.DictionaryArray.from_arrays(arrow_array(np.asarray(codes, np.int32)),
+                                                  arrow_strings(labels)).cast(pa.string())
 
         def timestamps(values):
-            return pa.array(values.astype(np.int64)).cast(TS)
+            return arrow_array(values.astype(np.int64)).cast(TS)
 
         arrays = {
             "symbol": strings(np.zeros(len(order)), [self.symbol]),
-            "trade_date": pa.array(col["trade_date"].astype(np.int32)).cast(pa.date32()),
+            "trade_date": arrow_array(col["trade_date"].astype(np.int32)).cast(pa.date32()),
             "anchor": strings(col["anchor"], sorted(self.anchors, key=self.anchors.get)),
-            "expiry": pa.array(col["expiry"].astype(np.int32)).cast(pa.date32()),
+            "expiry": arrow_array(col["expiry"].astype(np.int32)).cast(pa.date32()),
             "opt_type": strings(col["opt_type"], ["CE", "PE"]),
             "side": strings(np.where(self.sell[col["strategy"]], 0, 1), ["sell", "long"]),
             "exit_reason": strings(col["reason"], list(REASONS)),
             **{name: timestamps(col[name]) for name in ("entry_ts", "exit_ts", "signal_ts")},
-            **{name: pa.array(col[name].astype(np.int64)) for name in ("strike", "atm", "days_to_expiry")},
-            **{name: pa.array(col[name].astype(np.float64)) for name in (
+            **{name: arrow_array(col[name].astype(np.int64)) for name in ("strike", "atm", "days_to_expiry")},
+            **{name: arrow_array(col[name].astype(np.float64)) for name in (
                 "entry_spot", "exit_spot", "delta_used", "entry_opt", "exit_opt", "pnl_pts", "burst_vol", "base_vol")},
         }
         table = pa.Table.from_arrays([arrays[f.name] for f in TRADE_SCHEMA], schema=TRADE_SCHEMA)

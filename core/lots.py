@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import pandas as pd
 
 from .resources import meta_file
 
@@ -17,6 +16,8 @@ LOT_SIZES_CSV = meta_file("lot_sizes.csv")
 
 @functools.lru_cache(maxsize=4)
 def lot_table(path: str = str(LOT_SIZES_CSV)) -> dict[str, list[tuple[dt.date, int]]]:
+    import pandas as pd
+
     frame = pd.read_csv(path, dtype=str)
     out: dict[str, list[tuple[dt.date, int]]] = {}
     for row in frame.itertuples(index=False):

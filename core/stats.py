@@ -7,12 +7,15 @@ combination from its arrow table, without a pandas copy). Nothing here prints.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-Trades = pd.DataFrame | pa.Table
+if TYPE_CHECKING:  # imported where a function needs it: a Ray worker that only builds and evaluates never does
+    import pandas as pd
+
+Trades = "pd.DataFrame | pa.Table"  # an annotation: pandas is imported only where a function needs it
 
 
 def has_column(trades: Trades, name: str) -> bool:
@@ -148,6 +151,8 @@ def breakdown_columns(trades: Trades, step: int | None = None) -> dict[str, dict
 
 def breakdowns(trades: Trades, step: int | None = None) -> dict[str, pd.DataFrame]:
     """``breakdown_columns`` as frames indexed by the grouping's labels."""
+    import pandas as pd
+
     return {name: pd.DataFrame({k: columns[k] for k in BREAKDOWN_COLUMNS}, index=pd.Index(columns[name], name=name))
             for name, columns in breakdown_columns(trades, step).items()}
 

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arrow_numpy import numpy_view
 from .compiled import import_numba_without_blas_probe, read_only
 
 NS = 1_000_000_000
@@ -144,6 +144,8 @@ def timestamps_to_utc_ns(column: pa.ChunkedArray | pa.Array, naive_timezone: str
         scale = np.select([mag < 1e10, mag < 1e13, mag < 1e16], [1e9, 1e6, 1e3], 1.0)
         return np.round(np.where(valid, raw, 0.0) * scale).astype(np.int64), valid
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        import pandas as pd  # timestamps written as text: rare, and parsed by pandas
+
         text = pd.Series(arr.to_pandas(), dtype=object)
         stripped = text.str.strip()
         aware = stripped.str.contains(_TZ_SUFFIX, na=False).to_numpy()
@@ -170,6 +172,8 @@ def _localize_naive(wall_ns: np.ndarray, valid: np.ndarray, tz: str) -> np.ndarr
     """UTC ns for wall-clock ns in ``tz`` (nonexistent/ambiguous local times become invalid)."""
     if tz in FIXED_OFFSETS_NS:
         return wall_ns - FIXED_OFFSETS_NS[tz]
+    import pandas as pd  # a zone with daylight saving or other changes of offset
+
     idx = pd.DatetimeIndex(wall_ns.view("datetime64[ns]")).tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     out = idx.asi8.copy()
     valid &= ~np.asarray(idx.isna())
@@ -220,7 +224,7 @@ def _plain_timestamps(column: pa.ChunkedArray, naive_timezone: str) -> tuple[np.
     if typ.tz is None and naive_timezone not in FIXED_OFFSETS_NS:
         return None
     shift = 0 if typ.tz is not None else -FIXED_OFFSETS_NS[naive_timezone]
-    return np.asarray(_one_array(column).view(pa.int64())), UNIT_NS[typ.unit], shift
+    return numpy_view(_one_array(column).view(pa.int64()), np.int64), UNIT_NS[typ.unit], shift
 
 
 def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -251,11 +255,12 @@ def _float_column(column: pa.ChunkedArray, fill: float) -> np.ndarray:
         column = column.cast(pa.float64())
     if column.null_count:
         column = column.fill_null(fill)
-    return np.asarray(column, dtype=np.float64)
+    return numpy_view(column, np.float64)
 
 
 def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_null: np.ndarray) -> np.ndarray:
-    """Rows that exactly repeat an earlier row (same instant, close and raw volume; NaN equals NaN).
+    """Rows that exactly repeat an earlier row (same instant, close and raw volume; NaN equals NaN, and
+    -0.0 equals 0.0, as pandas' ``duplicated`` compares them).
 
     Rows are in time order with ties in file order, so only runs of equal instants are compared.
     """
@@ -266,8 +271,16 @@ def _duplicates(ist_ns: np.ndarray, close: np.ndarray, volume: np.ndarray, vol_n
     if not same.any():
         return dup
     tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
-    frame = pd.DataFrame({"t": ist_ns[tied], "c": close[tied], "v": np.where(vol_null[tied], np.nan, volume[tied])})
-    dup[tied] = frame.duplicated(keep="first").to_numpy()
+
+    def bits(values: np.ndarray) -> np.ndarray:  # equal numbers, equal bits: one NaN, and -0.0 as 0.0
+        values = np.asarray(values, np.float64) + 0.0
+        return np.where(np.isnan(values), np.nan, values).view(np.int64)
+
+    keys = np.stack([ist_ns[tied], bits(close[tied]), bits(np.where(vol_null[tied], np.nan, volume[tied]))], axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)  # a stable sort: each key's first row in file order
+    repeated = np.ones(len(tied), bool)
+    repeated[first] = False
+    dup[tied] = repeated
     return dup
 
 
@@ -352,7 +365,7 @@ def _file_days_fused(table: pa.Table, naive_timezone: str, has_volume: bool, day
         if vol_col.null_count or not pa.types.is_integer(vol_col.type) or vol_col.type == pa.uint64():
             return None
         volume = _one_array(vol_col)
-        volume = np.asarray(volume if volume.type == pa.int64() else volume.cast(pa.int64()))
+        volume = numpy_view(volume if volume.type == pa.int64() else volume.cast(pa.int64()), np.int64)
     else:
         volume = np.zeros(n, np.int64)
     raw, unit, shift = plain

@@ -1,7 +1,7 @@
 """Running a sweep's combinations. With Ray (the default): one task per (market, date chunk) builds
 markets into Ray's object store; one task per batch of combinations (grouped by strategy family)
 evaluates every chunk with the batch kernel and finishes each combination where it ran (a market of a few
-combinations is evaluated in its build tasks instead, and one task finishes it: ``fan_out``); the driver
+combinations is evaluated in its build tasks instead, and the driver finishes it: ``fan_out``); the driver
 takes batches as they come back (``ray.wait``) and hands each finished combination to the publisher.
 Without Ray (``ray.enabled=false``, ``run_here``): the same batches, one after another, in this process."""
 from __future__ import annotations
@@ -202,25 +202,40 @@ def _build_chunk(cfg: RunConfig):
 def _build_and_evaluate_chunk(cfg: RunConfig, strategies: list):
     """``build_markets`` of one date chunk and, in the same task, the batch kernel over its markets for
     ``strategies`` (a market with few combinations: its markets never pass through the object store):
-    ((each strategy's trades and evaluation health, the evaluation's seconds), the build's health, the Ray
-    node it ran on)."""
+    ((each strategy's trades as Arrow IPC bytes and evaluation health, the evaluation's seconds), the
+    build's health, the Ray node it ran on). The bytes, not the tables, because Ray's pickling of a table
+    with text columns calls arrow's compute functions, whose first call imports pandas (0.13-0.2 s): the
+    build and the kernel do not need it, and the driver, which finishes these chunks, has it already."""
     markets, health, node = _build_chunk(cfg)
     _freeze_worker()
     started = time.perf_counter()
-    evaluated = evaluate_markets(markets, strategies, cfg.symbol)
+    evaluated = [(ipc_bytes(trades), own) for trades, own in evaluate_markets(markets, strategies, cfg.symbol)]
     return (evaluated, time.perf_counter() - started), health, node
 
 
-def _finish_chunks(cfgs: list[RunConfig], labels: list[str], synthetic: bool, n_chunks: int, *evaluated
-                   ) -> tuple[str, list[FinishedRun]]:
-    """``finish_batch`` as a Ray task over the chunks of ``_build_and_evaluate_chunk`` (``evaluated``: each
-    chunk's evaluation, then each chunk's build health); returns (the Ray node it ran on, the finished runs)."""
-    _freeze_worker()
-    chunks = [(parts, health) for (parts, _), health in zip(evaluated[:n_chunks], evaluated[n_chunks:])]
-    runs = finish_batch(cfgs, labels, synthetic, chunks, sum(seconds for _, seconds in evaluated[:n_chunks]))
-    import ray
+def ipc_bytes(table):
+    """A table as Arrow IPC stream bytes (``from_ipc_bytes`` reads it back, the same table)."""
+    import pyarrow as pa
 
-    return ray.get_runtime_context().get_node_id(), runs
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc_bytes(data: bytes):
+    """The table of ``ipc_bytes``."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_all()
+
+
+def finish_chunks(cfgs: list[RunConfig], labels: list[str], synthetic: bool, results: list) -> list[FinishedRun]:
+    """``finish_batch`` over the chunks of ``_build_and_evaluate_chunk`` (``results``: each chunk's
+    (evaluation, build health, node), in date order), in this process."""
+    chunks = [([(from_ipc_bytes(data), own) for data, own in parts], health)
+              for (parts, _), health, _ in results]
+    return finish_batch(cfgs, labels, synthetic, chunks, sum(seconds for (_, seconds), _, _ in results))
 
 
 def evaluate_batch(cfgs: list[RunConfig], labels: list[str], synthetic: bool,
@@ -354,7 +369,8 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
     Ray's object store; one task per batch of combinations (grouped by strategy family) evaluates
     every chunk and returns the finished runs. A market of at most FUSE_MAX combinations (``sweep.batch``
     unset, ``markets`` not kept) is instead evaluated in its build tasks, each returning its chunk's trades,
-    and one task finishes the combinations: its markets never pass through the object store, and no batch
+    and this process finishes the combinations from their trades: its markets never pass through the object
+    store, its workers never import pandas (``_build_and_evaluate_chunk``), and no batch
     waits for the last chunk before the kernel starts. At most two markets are in the store at a time, unless
     ``markets`` (market key -> its chunks' object refs) keeps them for later calls of the same sweep
     (the batches of a guided search, on one Ray kept running between them).
@@ -380,11 +396,11 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             build = ray.remote(_build_chunk).options(num_returns=3)
             run_batch = ray.remote(_run_batch)
             build_and_evaluate = ray.remote(_build_and_evaluate_chunk).options(num_returns=3)
-            finish_chunks = ray.remote(_finish_chunks)
             how = jobs[0].setting("sweep", "chunk")
             groups = by_market(cfgs, pending)
             cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-            in_flight: dict = {}  # batch ref -> (market key, members)
+            in_flight: dict = {}  # batch ref -> (market key, members, the market's chunks)
+            fused: dict = {}  # chunk evaluation ref -> (market key, members, the market's chunks)
             open_markets: dict[str, int] = {}  # market key -> batches not yet back
             bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
             done = 0
@@ -398,13 +414,10 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 if built is None:
                     chunks = date_chunks(first.start, first.end, how, expiry_dates(first))
                     if markets is None and not jobs[0].setting("sweep", "batch") and len(members) <= FUSE_MAX:
-                        # few combinations: each chunk evaluated where it is built, then one task finishes them
+                        # few combinations: each chunk evaluated where it is built; this process finishes them
                         strategies = [cfgs[i].strategy for i in members]
                         built = [build_and_evaluate.remote(first.with_range(a, b), strategies) for a, b in chunks]
-                        labels = [_label(jobs[i], finisher) for i in members]
-                        ref = finish_chunks.remote([cfgs[i] for i in members], labels, synthetic, len(built),
-                                                   *[e for e, _, _ in built], *[h for _, h, _ in built])
-                        in_flight[ref] = (mk, members, built)
+                        fused.update({evaluation: (mk, members, built) for evaluation, _, _ in built})
                         open_markets[mk] = 1
                         return
                     built = [build.remote(first.with_range(a, b)) for a, b in chunks]
@@ -422,23 +435,34 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                     open_markets[mk] = open_markets.get(mk, 0) + 1
 
             queue = list(groups)
-            while (queue or in_flight) and not interrupt.noted:
+            while (queue or in_flight or fused) and not interrupt.noted:
                 while queue and len(open_markets) < 2:
                     submit(queue.pop(0))
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECS)
+                ready, _ = ray.wait([*in_flight, *fused], num_returns=1, timeout=POLL_SECS)
                 if not ready:
                     continue
-                mk, batch, built = in_flight.pop(ready[0])
-                open_markets[mk] -= 1
-                if not open_markets[mk]:
+                if ready[0] in fused:  # a chunk of a market of few combinations: finished here with its last
+                    mk, batch, built = fused.pop(ready[0])
+                    if any(evaluation in fused for evaluation, _, _ in built):
+                        continue
+                    flat = ray.get([ref for chunk in built for ref in chunk])  # (evaluation, health, node) each
+                    results_of_chunks = [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)]
+                    runs = finish_chunks([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
+                                         is_synthetic(cfgs[batch[0]]), results_of_chunks)
                     del open_markets[mk]
-                    nodes.update(ray.get([node for _, _, node in built]))  # where its chunks were built
-                node, runs = ray.get(ready[0])
-                nodes.add(node)
+                    nodes.update(node for _, _, node in results_of_chunks)
+                else:
+                    mk, batch, built = in_flight.pop(ready[0])
+                    open_markets[mk] -= 1
+                    if not open_markets[mk]:
+                        del open_markets[mk]
+                        nodes.update(ray.get([node for _, _, node in built]))  # where its chunks were built
+                    node, runs = ray.get(ready[0])
+                    nodes.add(node)
                 done = _publish(batch, runs, jobs, fingerprints[mk], keys, finisher, results, bar, done)
             bar.close()
             if interrupt.noted:
-                for ref in in_flight:
+                for ref in [*in_flight, *fused]:
                     ray.cancel(ref, force=True)
                 interrupt.stop()
             if owned and stopping is not None:

@@ -331,6 +331,28 @@ def test_one_pass_over_a_files_days_equals_a_pass_per_day(data):
     assert {d: int(together[d].ticks.sum()) for d in days} == kept
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_duplicate_rows_are_the_rows_pandas_duplicated_marks(data):
+    """core.ticks._duplicates (numpy, so that normalising never imports pandas) marks exactly the rows that
+    pandas' ``duplicated(keep="first")`` marks among rows of tied instants, the function it replaced: NaN
+    equals NaN (a null volume is NaN), -0.0 equals 0.0, and the first of equal rows in file order is kept."""
+    from core.ticks import _duplicates
+
+    n = data.draw(st.integers(0, 40))
+    ist_ns = np.sort(np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), np.int64)) * 1_000_000
+    prices = st.sampled_from([100.0, 100.05, 0.0, -0.0, float("nan"), float("inf"), 1e300])
+    close = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)), np.float64)
+    volume = np.array(data.draw(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, 2**60]), min_size=n, max_size=n)))
+    vol_null = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), bool)
+    expected = np.zeros(n, bool)
+    same = ist_ns[1:] == ist_ns[:-1]
+    tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
+    frame = pd.DataFrame({"t": ist_ns[tied], "c": close[tied], "v": np.where(vol_null[tied], np.nan, volume[tied])})
+    expected[tied] = frame.duplicated(keep="first").to_numpy()
+    assert _duplicates(ist_ns, close, volume, vol_null).tolist() == expected.tolist()
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_compiled_aggregation_equals_numpys(data):

@@ -153,6 +153,21 @@ def test_a_bad_calendar_row_is_a_config_error(one_day, tmp_path):
         run_backtest(cfg)
 
 
+def test_a_calendar_row_with_more_fields_than_its_header_is_a_config_error(one_day, tmp_path):
+    # pandas' reader took such a file's first column as an index and shifted every field by one: no
+    # expiries, silently
+    from core import ConfigError
+
+    lines = (one_day / "meta/expiry_calendar.csv").read_text().splitlines()
+    fields = len(lines[0].split(","))
+    calendar = tmp_path / "cal.csv"
+    calendar.write_text("\n".join([lines[0], *[line + ",extra" for line in lines[1:]]]) + "\n")
+    cfg = _config(one_day)
+    cfg["data"]["calendar_csv"] = str(calendar)
+    with pytest.raises(ConfigError, match=f"row 2 of its non-blank lines has {fields + 1} fields, the header {fields}"):
+        run_backtest(cfg)
+
+
 def test_without_a_calendar_the_expiries_come_from_the_folders_with_a_warning(one_day, tmp_path):
     # The synthetic folders name the calendar's expiries, so the trades are the same; the run says where
     # its expiries came from, once.
