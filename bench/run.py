@@ -861,7 +861,11 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   buffers, and the driver finishes the chunks; docs/sweeps.md). By hand, four alternating rounds against the
   commit before: 2 workers 2.5/2.6/2.5/2.6 s against 2.8 s each time, 1 worker 4.5/4.5/4.7/4.6 s against
   4.4/4.7/4.6/4.7 s (best of each 1.80x against 1.57x; medians 1.78x against 1.66x); the same trades,
-  summary, statistics and health.
+  summary, statistics and health. The bench run of 19:42 UTC measured 1.571x (4.5/4.4/5.7 s against
+  2.8/3.1/3.6 s): its two-worker runs were slower than the same command by hand right after it (2.5-2.6 s,
+  1 worker 4.6-5.4 s); why is not isolated, so the line stays a miss. Outside Ray's workers core still
+  imports pandas with the engine (core/__init__.py): the bench run of 19:36 UTC, made before that, had
+  the pandas import inside the first warm run, 0.37 s = 0.27x (0.24 s = 0.17x with it).
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each

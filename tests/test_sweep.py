@@ -661,6 +661,7 @@ def test_a_worker_builds_and_evaluates_without_pandas(market, tmp_path):
     process that never imports pandas (its import is 0.13-0.2 s of each worker's start). The bytes read
     back as the kernel's tables, whose trades are the single run's."""
     from core.holidays import nse_trading_days_cached
+    from sweep.fanout import LEAN_WORKER
 
     # the exchange's sessions (the calendar library, which needs pandas) cached as the driver caches them
     nse_trading_days_cached(dt.date(2024, 7, 1), dt.date(2024, 7, 3), tmp_path / "cache")
@@ -675,7 +676,9 @@ def test_a_worker_builds_and_evaluates_without_pandas(market, tmp_path):
             "    out.append([len(markets), from_ipc_bytes(data[0]).num_rows, 'pandas' in sys.modules,\n"
             "                all(from_ipc_bytes(d).equals(t) for d, (t, _) in zip(data, evaluated))])\n"
             "print(json.dumps(out))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # as sweep.fanout starts Ray's workers (without the variable, importing core imports pandas for a first run)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **LEAN_WORKER})
     assert done.returncode == 0, done.stderr[-3000:]
     cold, warm = json.loads(done.stdout.splitlines()[-1])
     single = run_backtest(engine_config(market))
