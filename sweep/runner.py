@@ -203,26 +203,30 @@ class SweepSession:
             OPEN_SESSIONS.remove(self)
         finisher = self.finisher
         try:
-            if finisher is not None:
-                finisher.drain()
-                if status == "FINISHED" and self.jobs and self.jobs[0].setting("report", "enabled"):
-                    publish_comparison(self.jobs, self.cfgs, self.results, finisher, self.sweep_dir)
-                if self.search and finisher.tracker and finisher.parent:
-                    finisher.tracker.log_params(finisher.parent, {"combinations": str(len(self.jobs))})
-        except BaseException:
-            status = "FAILED"
-            raise
-        finally:
-            if finisher is not None:
-                finisher.close(status)
-            if self.ray is not None:
-                self.ray.shutdown()
-                self.ray = None
-            for thread in self.stopping:
-                thread.join()
-            self.stopping.clear()
-        if status == "KILLED":
-            print(self.interrupted_line(), file=sys.stderr, flush=True)
+            try:
+                if finisher is not None:
+                    finisher.drain()
+                    if status == "FINISHED" and self.jobs and self.jobs[0].setting("report", "enabled"):
+                        publish_comparison(self.jobs, self.cfgs, self.results, finisher, self.sweep_dir)
+                    if self.search and finisher.tracker and finisher.parent:
+                        finisher.tracker.log_params(finisher.parent, {"combinations": str(len(self.jobs))})
+            except BaseException as exc:
+                # Ctrl-C while it closes (waiting for the last MLflow runs: under load every task can be done
+                # before the first run is logged) ends the sweep as interrupted, with the line below
+                status = ended_by(exc)
+                raise
+            finally:
+                if finisher is not None:
+                    finisher.close(status)
+                if self.ray is not None:
+                    self.ray.shutdown()
+                    self.ray = None
+                for thread in self.stopping:
+                    thread.join()
+                self.stopping.clear()
+        finally:  # what an interrupted sweep kept is said even when its closing was interrupted too
+            if status == "KILLED":
+                print(self.interrupted_line(), file=sys.stderr, flush=True)
         if status != "FINISHED":
             return
         parts = "".join(f", {k.replace('_', ' ')} {v:.1f} s" for k, v in self.timing.items())

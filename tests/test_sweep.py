@@ -605,7 +605,9 @@ def test_ctrl_c_stops_a_sweep_cleanly_keeps_what_finished_and_the_next_run_resum
     runs = _runs(db)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert parent.info.status == "KILLED" and 1 <= kept < 60
+    # under load every task may be done before the first child run is logged: then the Ctrl-C comes while the
+    # sweep waits for its last MLflow runs, and it is still interrupted, logs the rest and says so
+    assert parent.info.status == "KILLED" and 1 <= kept <= 60
     assert len(children) == kept and all(r.info.status == "FINISHED" for r in children)
     rerun = sweep(tmp_path, *data_args(market), "-m", grid, "ray.enabled=false", "report.enabled=false", "quiet=true")
     assert f"60 combinations ({kept} already done)" in rerun.stdout
