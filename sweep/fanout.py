@@ -405,7 +405,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
             groups = by_market(cfgs, pending)
             cpus = max(1, int(ray.available_resources().get("CPU", 1)))
             in_flight: dict = {}  # batch ref -> (market key, members, the market's chunks)
-            fused: dict = {}  # chunk evaluation ref -> (market key, members, the market's chunks)
+            fused: dict = {}  # chunk evaluation ref -> (market key, members, the market's chunks, synthetic)
             open_markets: dict[str, int] = {}  # market key -> batches not yet back
             bar = Progress(len(pending), "combinations", quiet=finisher.quiet)
             done = 0
@@ -422,7 +422,7 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                         # few combinations: each chunk evaluated where it is built; this process finishes them
                         strategies = [cfgs[i].strategy for i in members]
                         built = [build_and_evaluate.remote(first.with_range(a, b), strategies) for a, b in chunks]
-                        fused.update({evaluation: (mk, members, built) for evaluation, _, _ in built})
+                        fused.update({evaluation: (mk, members, built, synthetic) for evaluation, _, _ in built})
                         open_markets[mk] = 1
                         return
                     built = [build.remote(first.with_range(a, b)) for a, b in chunks]
@@ -447,13 +447,13 @@ def fan_out(jobs, cfgs, pending, fingerprints, keys, finisher, results, markets:
                 if not ready:
                     continue
                 if ready[0] in fused:  # a chunk of a market of few combinations: finished here with its last
-                    mk, batch, built = fused.pop(ready[0])
+                    mk, batch, built, synthetic = fused.pop(ready[0])
                     if any(evaluation in fused for evaluation, _, _ in built):
                         continue
                     flat = ray.get([ref for chunk in built for ref in chunk])  # (evaluation, health, node) each
                     results_of_chunks = [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)]
                     runs = finish_chunks([cfgs[i] for i in batch], [_label(jobs[i], finisher) for i in batch],
-                                         is_synthetic(cfgs[batch[0]]), results_of_chunks)
+                                         synthetic, results_of_chunks)
                     del open_markets[mk]
                     nodes.update(node for _, _, node in results_of_chunks)
                 else:

@@ -69,6 +69,19 @@ class Market:
         return read_expected_csv(self.expected_dir / f"trades_{case}.csv")
 
 
+def fresh_process_json(code: str, env: dict | None = None):
+    """Run ``code`` in a fresh Python process from the checkout (``env`` added to this environment) and
+    return the JSON value its last printed line holds; a failing process fails the test with its stderr."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def read_expected_csv(path: Path):
     """Expected trades kept as CSV (floats written with repr, so they read back exactly)."""
     import pandas as pd

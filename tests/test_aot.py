@@ -324,7 +324,7 @@ def test_runs_with_the_module_built_start_no_numba(regression, tmp_path):
     """What the module is for: a process that normalises tick files (a cold run) or reads its markets from
     the market cache (a warm run) does it without importing numba, and trades exactly as a process that
     uses numba's JIT loops."""
-    import os
+    from tests.conftest import fresh_process_json
 
     assert _build().returncode == 0  # this checkout's module, where runs look for it
 
@@ -335,10 +335,7 @@ def test_runs_with_the_module_built_start_no_numba(regression, tmp_path):
                 "print(json.dumps([hashlib.sha256(r.trades.to_csv().encode()).hexdigest(), len(r.trades), "
                 "json.dumps(r.health, sort_keys=True, default=str), "
                 "sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'llvmlite'})]))")
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **env})
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout.splitlines()[-1])
+        return fresh_process_json(code, env)
 
     cold, warm = run("module"), run("module")
     jit_cold, jit_warm = run("jit", ATMBURST_AOT="0"), run("jit", ATMBURST_AOT="0")

@@ -15,7 +15,7 @@ import pytest
 
 from core import run_backtest
 from core.synth import generate, inject_faults
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_process_json
 
 STEM = "BANKNIFTY_2024-07-01_2024-07-03"
 
@@ -679,9 +679,6 @@ def test_a_worker_builds_and_evaluates_without_pandas(market, tmp_path):
             "                all(from_ipc_bytes(d).equals(t) for d, (t, _) in zip(data, evaluated))])\n"
             "print(json.dumps(out))")
     # as sweep.fanout starts Ray's workers (without the variable, importing core imports pandas for a first run)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **LEAN_WORKER})
-    assert done.returncode == 0, done.stderr[-3000:]
-    cold, warm = json.loads(done.stdout.splitlines()[-1])
+    cold, warm = fresh_process_json(code, LEAN_WORKER)
     single = run_backtest(engine_config(market))
     assert cold == warm == [3, len(single.trades), False, True]
