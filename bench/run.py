@@ -7,8 +7,9 @@ Makes (or reuses) a year of synthetic BANKNIFTY at real density (three years, fo
 years, are used when present: python -m core.synth --symbol BANKNIFTY --start 2023-01-02
 --end 2025-12-31 --seed 7 --out bench/data/years3), then measures, each in its own process with its peak memory over the
 process tree (summed resident memory, which counts a shared page such as Ray's object store once per
-process that maps it, and PSS, which splits it; sampled with pauses of ten times a sample's own cost,
-at least 0.1 s, so the sampler stays under a tenth of a core):
+process that maps it, sampled from each process's counters every 0.1 s; for the sweeps also PSS, which
+splits a shared page, from a walk of the page tables paused for ten times the walk's own cost, so the
+sampler stays under a tenth of a core):
 
 * the raw-read floor: reading just the needed columns of just the tick files a run touches, one file
   at a time, the way the engine's file threads read them (``pq.ParquetFile(path, pre_buffer=False)
@@ -63,10 +64,15 @@ sys.path.insert(0, str(ROOT))
 PY = sys.executable
 
 
-def tree_memory_kb(pid: int) -> tuple[int, int]:
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def tree_memory_kb(pid: int, proportional: bool = True) -> tuple[int, int]:
     """(resident, proportional) memory of ``pid`` and all its descendants in kB (from /proc). Resident
     counts a shared page once per process that maps it (Ray's object store in every worker); the
-    proportional set size (PSS) splits it between them, so its sum is the memory the tree really uses."""
+    proportional set size (PSS) splits it between them, so its sum is the memory the tree really uses.
+    With ``proportional`` false, PSS is not read (0): resident memory alone comes from each process's
+    counters (``statm``) instead of a walk of its page tables (``smaps_rollup``)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -81,6 +87,11 @@ def tree_memory_kb(pid: int) -> tuple[int, int]:
     while stack:
         p = stack.pop()
         try:
+            if not proportional:
+                with open(f"/proc/{p}/statm") as fh:
+                    rss += int(fh.read().split()[1]) * PAGE_KB
+                stack.extend(children.get(p, []))
+                continue
             with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith("Rss:"):
@@ -164,9 +175,10 @@ class Trash:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
-    """Run ``cmd``; wall seconds, peak tree RSS and PSS (MB), the percent of the machine's CPU time the
-    host stole meanwhile (``steal``), stdout."""
+def measure(cmd: list[str], cwd: Path, env: dict | None = None, proportional: bool = False) -> dict:
+    """Run ``cmd``; wall seconds, peak tree RSS and PSS (MB; PSS 0 unless ``proportional``), the percent of
+    the machine's CPU time the host stole meanwhile (``steal``), stdout. Only the lines that report PSS (the
+    sweeps) walk the page tables for it; the others read resident memory from each process's counters."""
     ticks = cpu_ticks()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -178,10 +190,10 @@ def measure(cmd: list[str], cwd: Path, env: dict | None = None) -> dict:
         # Reading smaps_rollup walks each process's page tables: with Ray's object store mapped in every
         # worker one sample costs tens of milliseconds of CPU, which on two cores slows what is measured.
         # The pause is ten times the sample's own cost (at least 0.1 s), so sampling stays under a tenth
-        # of a core.
+        # of a core. Without ``proportional`` no walk at all: resident memory from the counters.
         while not done.is_set():
             t0 = time.perf_counter()
-            rss, pss = tree_memory_kb(proc.pid)
+            rss, pss = tree_memory_kb(proc.pid, proportional)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(max(0.1, 10 * (time.perf_counter() - t0)))
 
@@ -863,9 +875,25 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   4.4/4.7/4.6/4.7 s (best of each 1.80x against 1.57x; medians 1.78x against 1.66x); the same trades,
   summary, statistics and health. The bench run of 19:42 UTC measured 1.571x (4.5/4.4/5.7 s against
   2.8/3.1/3.6 s): its two-worker runs were slower than the same command by hand right after it (2.5-2.6 s,
-  1 worker 4.6-5.4 s); why is not isolated, so the line stays a miss. Outside Ray's workers core still
+  1 worker 4.6-5.4 s); part of the cause is the bench's memory sampler (below). Outside Ray's workers core still
   imports pandas with the engine (core/__init__.py): the bench run of 19:36 UTC, made before that, had
   the pandas import inside the first warm run, 0.37 s = 0.27x (0.24 s = 0.17x with it).
+  The sampler and the Ray line (2026-12-06, 21:00-21:25 UTC): the bench's runs differ from those by hand in
+  its memory sampler. Reading smaps_rollup walks the page tables of every process of the tree, and two busy
+  workers leave no free core for it. The same two-worker command through ``measure`` with that sampler, with
+  one reading each process's counters (``statm``: resident memory only, no walk) and with no sampler, four
+  alternating rounds: 3.4/3.2/3.2/3.3 s, 2.8/3.1/3.0/3.3 s and 2.9/2.9/3.2/3.3 s (medians 3.25, 3.05,
+  3.05 s), the peaks 1,184-1,186 against 1,189-1,193 MB. With one worker the walk runs on the free core: six
+  rounds each way, 5.9-6.9 s against 6.0-7.4 s, no difference above the noise. The Ray line has reported
+  resident memory only since it began, so it now samples the counters, as every line does but the sweeps,
+  whose PSS needs the walk. Cold single runs, four alternating pairs the same hour: 5.36/4.74/5.17/4.96 s
+  with the walk, 4.94/4.80/5.05/4.75 s with the counters (their peak memory is each process's own VmHWM
+  either way). Timed inside the tasks the same evening: each worker process starts about 1.4 s before the
+  tasks' clock (during `ray.init`), but begins importing sweep.fanout only 0.12 s after it, when the first
+  task arrives; the import (without pandas) takes 0.18 s and the first task body starts at 0.36-0.41 s.
+  Ray's `preload_python_modules` tried again on this engine: the preloaded import began at the tasks' clock,
+  not earlier (the worker is still importing Ray and connecting until then), and the first task bodies
+  started at 0.36-0.44 s, as without it.
 * **The garbage collector (2026-12-02).** After the imports of pandas, pyarrow, numba, MLflow, Ray and
   matplotlib, CPython's full collections walk a large heap that lives as long as the process: in a
   36-combination sweep the command spent 2.2 s in collections (six full ones, up to 0.41 s each), each
@@ -1053,7 +1081,9 @@ def main(argv: list[str] | None = None) -> int:
         return float(m.group(1)) if m else float("nan")
 
     # The better of three runs each, 1 and 2 workers interleaved so that a slow spell of the machine
-    # falls on both (single runs of this line varied by 1.5x on this machine).
+    # falls on both (single runs of this line varied by 1.5x on this machine). Their memory is sampled
+    # from each process's counters, not its page tables: walking the page tables of two busy workers
+    # slowed the two-worker runs by about 0.2 s (notes, "The sampler and the Ray line").
     tries: dict[int, list] = {1: [], 2: []}
     for attempt in range(3):
         for cpus in (1, 2):
@@ -1075,7 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"(end to end {ray_runs[1]['wall']:.1f} s vs {ray_runs[2]['wall']:.1f} s; the three runs "
                  f"{spread[1]} s vs {spread[2]} s)",
                  f"{task_speedup:.3f}x {'ok' if task_speedup >= 1.7 else 'MISSED'}",
-                 f"{ray_runs[1]['peak_mb']:.0f} / {ray_runs[2]['peak_mb']:.0f} MB",
+                 f"{ray_runs[1]['peak_mb']:.0f} / {ray_runs[2]['peak_mb']:.0f} MB RSS",
                  steal_cell(ray_runs[1], ray_runs[2])))
 
     grids = {
@@ -1093,7 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
     for n, grid in grids.items():
         runs = [measure(sweep_cmd(data, args.start, args.end, cache, work / f"sweep{n}_{attempt}",
                                   grid + [f"tracking.uri=sqlite:///{work / f'mlflow{n}_{attempt}.db'}",
-                                          f"tracking.artifacts={work / f'mlartifacts{n}_{attempt}'}"]), ROOT)
+                                          f"tracking.artifacts={work / f'mlartifacts{n}_{attempt}'}"]), ROOT,
+                        proportional=True)
                 for attempt in range(2 if n < 1000 else 1)]
         sweeps[n] = min(runs, key=lambda r: r["wall"])
         sweep_spread[n] = "/".join(f"{r['wall']:.1f}" for r in runs)
@@ -1101,7 +1132,8 @@ def main(argv: list[str] | None = None) -> int:
     # The same 36 combinations without Ray (ray.enabled=false): everything in the command's own process.
     here = measure(sweep_cmd(data, args.start, args.end, cache, work / "sweep36_here",
                              grids[36] + [f"tracking.uri=sqlite:///{work / 'mlflow36_here.db'}",
-                                          f"tracking.artifacts={work / 'mlartifacts36_here'}", "ray.enabled=false"]), ROOT)
+                                          f"tracking.artifacts={work / 'mlartifacts36_here'}",
+                                          "ray.enabled=false"]), ROOT, proportional=True)
     log("sweep of 36 without Ray", f"{here['wall']:.1f} s", f"{here['peak_mb']:.0f} MB")
     targets = {36: 15, 1000: 60}
     scaling = []
@@ -1153,7 +1185,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{single_peak_mb(warm3):.0f} vs {single_peak_mb(warm):.0f} MB", steal_cell(warm3, warm)))
         sweep3 = measure(sweep_cmd(data3, args.start, args.end3, cache3, work / "sweep3y",
                                    grids[36] + [f"tracking.uri=sqlite:///{work / 'mlflow3y.db'}",
-                                                f"tracking.artifacts={work / 'mlartifacts3y'}"]), ROOT)
+                                                f"tracking.artifacts={work / 'mlartifacts3y'}"]), ROOT,
+                         proportional=True)
         rows.append(("36-combination sweep, warm, 3 years vs 1 year (end to end)",
                      f"{sweep3['wall']:.1f} s vs {sweeps[36]['wall']:.1f} s",
                      f"{sweep3['wall'] / sweeps[36]['wall']:.2f}x (linear: 3x)",

@@ -48,3 +48,31 @@ def test_the_committed_results_end_with_the_scripts_notes():
     results = (ROOT / "bench" / "RESULTS.md").read_text()
     notes = "\n".join(_bench().NOTES)
     assert results.rstrip("\n").endswith(notes.rstrip("\n"))
+
+
+def test_tree_memory_from_the_counters_gives_the_resident_memory_of_the_page_table_walk():
+    """The Ray line samples each process's counters (statm) rather than walking its page tables
+    (smaps_rollup): both must give the tree's resident memory, the counters without PSS."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/statm") or not os.path.exists("/proc/self/smaps_rollup"):
+        pytest.skip("no /proc/<pid>/statm or smaps_rollup on this system")
+    bench = _bench()
+    # a process holding 64 MB it has touched, and a child of it holding 32 MB: the tree counts both
+    code = ("import subprocess, sys, time; b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096]); "
+            "c = subprocess.Popen([sys.executable, '-c', \"import time; b = bytearray(32 << 20); "
+            "b[::4096] = b'x' * len(b[::4096]); print('ready', flush=True); time.sleep(60)\"], "
+            "stdout=subprocess.PIPE, text=True); c.stdout.readline(); print('ready', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        counters_rss, counters_pss = bench.tree_memory_kb(proc.pid, proportional=False)
+        walked_rss, walked_pss = bench.tree_memory_kb(proc.pid)
+    finally:
+        os.killpg(proc.pid, 9)  # the process and its child: a session of their own
+        proc.wait()
+    assert counters_pss == 0 and walked_pss > 0
+    assert counters_rss >= 96 * 1024  # both processes' touched memory, in kB
+    assert abs(counters_rss - walked_rss) <= 0.05 * walked_rss
