@@ -878,7 +878,7 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   1 worker 4.6-5.4 s); part of the cause is the bench's memory sampler (below). Outside Ray's workers core still
   imports pandas with the engine (core/__init__.py): the bench run of 19:36 UTC, made before that, had
   the pandas import inside the first warm run, 0.37 s = 0.27x (0.24 s = 0.17x with it).
-  The sampler and the Ray line (2026-12-06, 21:00-21:25 UTC): the bench's runs differ from those by hand in
+  The sampler and the Ray line (2026-12-06, 20:45-21:00 UTC): the bench's runs differ from those by hand in
   its memory sampler. Reading smaps_rollup walks the page tables of every process of the tree, and two busy
   workers leave no free core for it. The same two-worker command through ``measure`` with that sampler, with
   one reading each process's counters (``statm``: resident memory only, no walk) and with no sampler, four
