@@ -337,6 +337,10 @@ NOTES = """## Notes on the targets (causes measured with cProfile and timers on 
   reads without arrow's pre-buffering, and the floor is read that way too, see below) the floor was
   1.38 s, the cold run 3.56 s = 2.57x (2.11x the defaults' read of 1.69 s, 1.59x `pq.read_table`'s 2.24 s),
   CPU 4.89 s against the read's 1.26 s, a bound of 1.77x; Ray 1.567x (4.8/4.7/5.6 s vs 3.0/3.7/4.0 s).
+  In the run of 21:07 UTC (95eb56d: every line but the sweeps samples memory from the process counters, see
+  "The sampler and the Ray line" under Ray 1 vs 2 workers) Ray measured 1.793x (5.2/5.5/5.6 s vs
+  3.1/3.1/2.9 s) and the cold run 4.51 s = 2.68x the floor of 1.68 s (1.52x `pq.read_table`'s 2.97 s), CPU 6.30 s
+  against the read's 1.52 s, a bound of 1.87x: a slower hour of the machine than the runs above.
   - Cold run (target 1.5x). The run's CPU is 4.09 s against the floor read's 1.19 s. Spread perfectly
     over two cores, that is 1.72x before any waiting. Reading itself scales: the floor's files on two
     threads took 0.64-0.84 s of wall (1.09-1.43 s of CPU) against 0.97-1.17 s on one. What does not fit
