@@ -51,8 +51,8 @@ def test_the_committed_results_end_with_the_scripts_notes():
 
 
 def test_tree_memory_from_the_counters_gives_the_resident_memory_of_the_page_table_walk():
-    """The Ray line samples each process's counters (statm) rather than walking its page tables
-    (smaps_rollup): both must give the tree's resident memory, the counters without PSS."""
+    """Every bench line but the sweeps samples each process's counters (statm) rather than walking its
+    page tables (smaps_rollup): both must give the tree's resident memory, the counters without PSS."""
     import os
     import subprocess
     import sys
@@ -73,6 +73,7 @@ def test_tree_memory_from_the_counters_gives_the_resident_memory_of_the_page_tab
     finally:
         os.killpg(proc.pid, 9)  # the process and its child: a session of their own
         proc.wait()
+        proc.stdout.close()
     assert counters_pss == 0 and walked_pss > 0
     assert counters_rss >= 96 * 1024  # both processes' touched memory, in kB
     assert abs(counters_rss - walked_rss) <= 0.05 * walked_rss
