@@ -67,7 +67,7 @@ PY = sys.executable
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def tree_memory_kb(pid: int, proportional: bool = True) -> tuple[int, int]:
+def tree_memory_kb(pid: int, proportional: bool) -> tuple[int, int]:
     """(resident, proportional) memory of ``pid`` and all its descendants in kB (from /proc). Resident
     counts a shared page once per process that maps it (Ray's object store in every worker); the
     proportional set size (PSS) splits it between them, so its sum is the memory the tree really uses.
@@ -87,18 +87,17 @@ def tree_memory_kb(pid: int, proportional: bool = True) -> tuple[int, int]:
     while stack:
         p = stack.pop()
         try:
-            if not proportional:
+            if proportional:
+                with open(f"/proc/{p}/smaps_rollup") as fh:
+                    for line in fh:
+                        if line.startswith("Rss:"):
+                            rss += int(line.split()[1])
+                        elif line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+                            break
+            else:
                 with open(f"/proc/{p}/statm") as fh:
                     rss += int(fh.read().split()[1]) * PAGE_KB
-                stack.extend(children.get(p, []))
-                continue
-            with open(f"/proc/{p}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
-                        break
         except OSError:
             pass
         stack.extend(children.get(p, []))

@@ -69,7 +69,7 @@ def test_tree_memory_from_the_counters_gives_the_resident_memory_of_the_page_tab
     try:
         assert proc.stdout.readline().strip() == "ready"
         counters_rss, counters_pss = bench.tree_memory_kb(proc.pid, proportional=False)
-        walked_rss, walked_pss = bench.tree_memory_kb(proc.pid)
+        walked_rss, walked_pss = bench.tree_memory_kb(proc.pid, proportional=True)
     finally:
         os.killpg(proc.pid, 9)  # the process and its child: a session of their own
         proc.wait()
